@@ -1,0 +1,704 @@
+//! Kafka as culla's event log: a consumer-group reader, an idempotent producer, topic setup.
+//!
+//! [`KafkaSource`] is the [`EventSource`] of `culla ingest --brokers`: it joins a consumer
+//! group (several ingest processes split the partitions), and on every (re)assignment it
+//! seeks each partition to the offset the data directory's manifest says comes next
+//! ([`StartOffsets`]), or to the earliest offset when the manifest has never seen the
+//! partition. The broker's committed group offsets are written only as a hint for
+//! monitoring tools ([`EventSource::commit_hint`]); they never decide where reading starts,
+//! which is what makes a crash between "Parquet committed" and "offsets committed"
+//! harmless. Partitions taken away by a rebalance are reported in [`Polled::revoked`] so
+//! the pipeline drops what it buffered for them (the new owner re-reads from the manifest).
+//!
+//! [`KafkaSink`] is the [`EventSink`] of `culla produce --brokers`: an idempotent,
+//! lz4-compressing, batching producer whose [`EventSink::flush`] waits for every delivery
+//! report and fails if any message was not acknowledged, so an event is never lost
+//! silently. It creates a missing topic (with [`DEFAULT_PARTITIONS`] partitions) before
+//! the first message to it; the reader never creates topics. [`ensure_topics`] creates
+//! topics explicitly (tests, setup scripts).
+//!
+//! Extra librdkafka properties (TLS, SASL, tuning) can be given to every client through
+//! the environment variable `CULLA_KAFKA_CONFIG` as `key=value` pairs separated by
+//! commas, e.g. `security.protocol=SASL_SSL,sasl.mechanism=PLAIN`.
+
+use crate::{Error, EventSink, EventSource, Message, Polled, Result, StartOffsets};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+/// Partitions of a topic created by [`KafkaSink`] when it does not exist yet.
+pub const DEFAULT_PARTITIONS: i32 = 3;
+
+/// How long a metadata, watermark or admin request may take before it is an error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often librdkafka reports the high watermarks the reader needs for `caught_up`.
+const STATS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Environment variable with extra librdkafka properties, `key=value,key=value`.
+pub const CONFIG_ENV: &str = "CULLA_KAFKA_CONFIG";
+
+fn kafka_err(context: impl Into<String>, e: impl std::fmt::Display) -> Error {
+    Error::Kafka {
+        context: context.into(),
+        message: e.to_string(),
+    }
+}
+
+/// A librdkafka configuration for the brokers.
+fn base_config(brokers: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers);
+    // librdkafka logs go through `ClientContext::log` into tracing.
+    cfg.set_log_level(RDKafkaLogLevel::Warning);
+    cfg
+}
+
+/// Applies the `CULLA_KAFKA_CONFIG` overrides, last, so they win over culla's settings.
+fn with_overrides(mut cfg: ClientConfig) -> Result<ClientConfig> {
+    if let Ok(extra) = std::env::var(CONFIG_ENV) {
+        for pair in extra.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((k, v)) = pair.split_once('=') else {
+                return Err(Error::BadInput(format!(
+                    "{CONFIG_ENV} entry \"{pair}\" is not of the form key=value"
+                )));
+            };
+            cfg.set(k.trim(), v.trim());
+        }
+    }
+    Ok(cfg)
+}
+
+/// Forwards librdkafka's log lines and client errors to `tracing`.
+fn forward_log(level: RDKafkaLogLevel, fac: &str, msg: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", "{fac}: {msg}"),
+        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{fac}: {msg}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(target: "librdkafka", "{fac}: {msg}")
+        }
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "{fac}: {msg}"),
+    }
+}
+
+/// Runs a future to completion on the current thread (the admin API's futures are
+/// completed by librdkafka's own threads, so no async runtime is needed).
+fn block_on<F: Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+}
+
+/// Partition counts of the topics that exist among `topics` (one metadata request).
+fn existing_topics<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    brokers: &str,
+) -> Result<BTreeMap<String, usize>> {
+    let md = client
+        .fetch_metadata(None, REQUEST_TIMEOUT)
+        .map_err(|e| kafka_err(format!("cannot reach the brokers at {brokers}"), e))?;
+    Ok(md
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| (t.name().to_string(), t.partitions().len()))
+        .collect())
+}
+
+/// Creates every topic of `topics` that does not exist yet, with `partitions` partitions
+/// (replication factor 1), and waits until the brokers' metadata shows them.
+///
+/// Topics that already exist are left as they are, whatever their partition count.
+pub fn ensure_topics(brokers: &str, topics: &[&str], partitions: i32) -> Result<()> {
+    if partitions < 1 {
+        return Err(Error::BadInput(format!(
+            "a topic needs at least one partition, not {partitions}"
+        )));
+    }
+    let admin: AdminClient<DefaultClientContext> = with_overrides(base_config(brokers))?
+        .create()
+        .map_err(|e| kafka_err(format!("cannot create an admin client for {brokers}"), e))?;
+    let have = existing_topics(admin.inner(), brokers)?;
+    let missing: Vec<&str> = topics
+        .iter()
+        .copied()
+        .filter(|t| !have.contains_key(*t))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let new: Vec<NewTopic<'_>> = missing
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+    let results = block_on(admin.create_topics(new.iter(), &opts))
+        .map_err(|e| kafka_err(format!("cannot create topics {missing:?}"), e))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(kafka_err(format!("cannot create topic {topic}"), code));
+            }
+        }
+    }
+    // Creation is asynchronous on some brokers: wait until every topic has its partitions.
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    loop {
+        let have = existing_topics(admin.inner(), brokers)?;
+        if missing.iter().all(|t| have.contains_key(*t)) {
+            tracing::info!(topics = ?missing, partitions, "created Kafka topics");
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(kafka_err(
+                format!("cannot create topics {missing:?}"),
+                "the brokers did not show them within 10 s",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading
+// ---------------------------------------------------------------------------------------
+
+/// How [`KafkaSource`] connects and where it starts.
+pub struct KafkaSourceConfig {
+    /// Bootstrap brokers, `host:port[,host:port…]`.
+    pub brokers: String,
+    /// Consumer group: ingest processes with the same group split the partitions.
+    pub group: String,
+    /// Topics to read.
+    pub topics: Vec<String>,
+    /// Where each assigned partition starts (the manifest), `None` = earliest offset.
+    pub start_offsets: StartOffsets,
+}
+
+impl std::fmt::Debug for KafkaSourceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSourceConfig")
+            .field("brokers", &self.brokers)
+            .field("group", &self.group)
+            .field("topics", &self.topics)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the rebalance callback tells the reader.
+#[derive(Default)]
+struct Assignment {
+    /// Assigned partitions and the offset each was started at (`None` = earliest).
+    partitions: BTreeMap<(String, i32), Option<i64>>,
+    /// Partitions taken away since the last poll.
+    revoked: Vec<(String, i32)>,
+    /// Whether the group has assigned partitions (possibly none) at least once.
+    assigned_once: bool,
+    /// When the current assignment was taken.
+    assigned_at: Option<Instant>,
+    /// An error from an assignment, surfaced by the next poll.
+    error: Option<String>,
+}
+
+/// Consumer callbacks: seeks assigned partitions to the manifest's offsets.
+struct SourceContext {
+    start_offsets: StartOffsets,
+    state: Mutex<Assignment>,
+    /// Bumped by every rebalance, so a poll can drop what it read before one.
+    generation: AtomicU64,
+    /// High watermark per partition, from the fetch responses (via librdkafka's
+    /// statistics), and when it was seen.
+    highs: Mutex<BTreeMap<(String, i32), (i64, Instant)>>,
+}
+
+impl SourceContext {
+    fn state(&self) -> std::sync::MutexGuard<'_, Assignment> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl ClientContext for SourceContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        forward_log(level, fac, log_message);
+    }
+    // tansu 0.6.0 answers ListOffsets(latest) with the base offset of the last batch + 1,
+    // short of the real end; the high watermark of its fetch responses is right, and
+    // librdkafka reports it in its statistics.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let now = Instant::now();
+        let mut highs = self.highs.lock().unwrap_or_else(PoisonError::into_inner);
+        for (name, topic) in statistics.topics {
+            for (partition, p) in topic.partitions {
+                if partition >= 0 && p.hi_offset >= 0 && p.fetch_state == "active" {
+                    highs.insert((name.clone(), partition), (p.hi_offset, now));
+                }
+            }
+        }
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", "consumer: {error}: {reason}");
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    // The eager protocol (librdkafka's default assignors): every rebalance revokes the
+    // whole assignment, then assigns a new one.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let parts: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                let mut started = BTreeMap::new();
+                let mut failure = None;
+                for (topic, partition) in parts {
+                    let start = (self.start_offsets)(&topic, partition);
+                    let offset = start.map_or(Offset::Beginning, Offset::Offset);
+                    if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
+                        failure = Some(format!("cannot seek {topic}/{partition}: {e}"));
+                    }
+                    tracing::info!(topic, partition, start = ?start, "partition assigned");
+                    started.insert((topic, partition), start);
+                }
+                let assigned = consumer.assign(tpl);
+                let mut st = self.state();
+                if let Err(e) = assigned {
+                    failure = Some(format!("cannot take the assigned partitions: {e}"));
+                }
+                st.partitions = started;
+                st.assigned_once = true;
+                st.assigned_at = Some(Instant::now());
+                if failure.is_some() {
+                    st.error = failure;
+                }
+            }
+            other => {
+                if other != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+                    tracing::warn!(error = ?other, "rebalance error; dropping the assignment");
+                }
+                if let Err(e) = consumer.unassign() {
+                    tracing::warn!("cannot drop the assignment: {e}");
+                }
+                let mut st = self.state();
+                let gone: Vec<(String, i32)> = std::mem::take(&mut st.partitions)
+                    .into_keys()
+                    .collect();
+                tracing::info!(partitions = ?gone, "partitions revoked");
+                st.revoked.extend(gone);
+            }
+        }
+    }
+
+    // Serve statistics (the high watermarks) often while `poll` waits for messages.
+    fn main_queue_min_poll_interval(&self) -> rdkafka::util::Timeout {
+        rdkafka::util::Timeout::After(STATS_INTERVAL)
+    }
+
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _offsets: &TopicPartitionList,
+    ) {
+        // Only a hint for monitoring: a failed commit loses nothing.
+        if let Err(e) = result {
+            tracing::debug!("offset hint not committed: {e}");
+        }
+    }
+}
+
+/// Reads the topics of a consumer group, starting each partition where the manifest says.
+pub struct KafkaSource {
+    consumer: BaseConsumer<SourceContext>,
+    brokers: String,
+    /// Next offset to read per assigned partition, as far as this reader knows.
+    next: BTreeMap<(String, i32), Option<i64>>,
+    /// The context generation `next` was built for.
+    generation: u64,
+}
+
+impl std::fmt::Debug for KafkaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSource")
+            .field("brokers", &self.brokers)
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaSource {
+    /// Connects to the brokers and subscribes to the topics as a member of the group.
+    ///
+    /// Fails when the brokers cannot be reached within 10 s. Topics that do not exist
+    /// yet are logged and picked up when they appear (the reader never creates topics).
+    pub fn new(cfg: KafkaSourceConfig) -> Result<KafkaSource> {
+        if cfg.topics.is_empty() {
+            return Err(Error::BadInput("no Kafka topic to read".into()));
+        }
+        let mut conf = base_config(&cfg.brokers);
+        conf.set("group.id", &cfg.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            // Only used when a manifest offset is out of range (the topic was recreated):
+            // re-reading everything is safe, deduplication drops what is already stored.
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            // A restarted process should not wait long for its dead predecessor's seat.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            // Bound the prefetch queue so memory stays flat whatever the backlog.
+            .set("queued.max.messages.kbytes", "32768")
+            .set("fetch.wait.max.ms", "100")
+            .set("topic.metadata.refresh.interval.ms", "10000")
+            .set(
+                "statistics.interval.ms",
+                STATS_INTERVAL.as_millis().to_string(),
+            );
+        let conf = with_overrides(conf)?;
+        let context = SourceContext {
+            start_offsets: cfg.start_offsets,
+            state: Mutex::new(Assignment::default()),
+            generation: AtomicU64::new(0),
+            highs: Mutex::new(BTreeMap::new()),
+        };
+        let consumer: BaseConsumer<SourceContext> =
+            conf.create_with_context(context).map_err(|e| {
+                kafka_err(format!("cannot create a consumer for {}", cfg.brokers), e)
+            })?;
+        let have = existing_topics(consumer.client(), &cfg.brokers)?;
+        for t in &cfg.topics {
+            if !have.contains_key(t) {
+                tracing::warn!(topic = %t, "Kafka topic does not exist yet; it is read once it appears");
+            }
+        }
+        let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(|e| {
+            kafka_err(format!("cannot subscribe to {}", cfg.topics.join(",")), e)
+        })?;
+        tracing::info!(brokers = %cfg.brokers, group = %cfg.group, topics = ?cfg.topics, "Kafka consumer started");
+        Ok(KafkaSource {
+            consumer,
+            brokers: cfg.brokers,
+            next: BTreeMap::new(),
+            generation: 0,
+        })
+    }
+
+    /// Rebuilds `next` from the current assignment after a rebalance.
+    fn sync_assignment(&mut self) {
+        let generation = self.consumer.context().generation.load(Ordering::SeqCst);
+        if generation != self.generation {
+            self.next = self.consumer.context().state().partitions.clone();
+            self.generation = generation;
+        }
+    }
+}
+
+impl EventSource for KafkaSource {
+    fn origin(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled> {
+        let deadline = Instant::now() + timeout;
+        let mut messages: Vec<Message> = Vec::with_capacity(max.min(8192));
+        let ctx_generation = |s: &Self| s.consumer.context().generation.load(Ordering::SeqCst);
+        let mut batch_generation = ctx_generation(self);
+        while messages.len() < max {
+            // Block only until the first message; then take what is already fetched.
+            let wait = if messages.is_empty() {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            let polled = self.consumer.poll(wait);
+            let generation = ctx_generation(self);
+            if generation != batch_generation {
+                // A rebalance ran inside this poll: everything read before it belongs to
+                // a revoked assignment and is re-read from the manifest's offsets.
+                messages.clear();
+                batch_generation = generation;
+            }
+            match polled {
+                Some(Ok(m)) => messages.push(Message {
+                    topic: m.topic().to_string(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                }),
+                Some(Err(e)) => {
+                    if let Some((code, reason)) = self.consumer.client().fatal_error() {
+                        return Err(kafka_err(
+                            format!("consumer of {} failed", self.brokers),
+                            format!("{code}: {reason}"),
+                        ));
+                    }
+                    // Transient (broker restarting, topic not created yet): librdkafka retries.
+                    tracing::warn!("Kafka consumer: {e}");
+                    if messages.is_empty() && Instant::now() >= deadline {
+                        break;
+                    }
+                }
+                None => {
+                    if !messages.is_empty() || Instant::now() >= deadline {
+                        break;
+                    }
+                }
+            }
+        }
+        let (revoked, error) = {
+            let mut st = self.consumer.context().state();
+            (std::mem::take(&mut st.revoked), st.error.take())
+        };
+        if let Some(e) = error {
+            return Err(kafka_err(format!("rebalance on {}", self.brokers), e));
+        }
+        self.sync_assignment();
+        // Remember how far each partition has been handed out (messages are in offset
+        // order within a partition, so the last one seen is the furthest).
+        for m in messages.iter().rev() {
+            if let Some(next) = self.next.get_mut(&(m.topic.clone(), m.partition))
+                && next.is_none_or(|n| n <= m.offset)
+            {
+                *next = Some(m.offset + 1);
+            }
+        }
+        Ok(Polled { messages, revoked })
+    }
+
+    fn assignment(&self) -> Vec<(String, i32)> {
+        self.consumer
+            .context()
+            .state()
+            .partitions
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn caught_up(&mut self) -> Result<bool> {
+        self.sync_assignment();
+        let Some(assigned_at) = ({
+            let st = self.consumer.context().state();
+            if !st.assigned_once {
+                return Ok(false);
+            }
+            st.assigned_at
+        }) else {
+            return Ok(false);
+        };
+        // A watermark counts only if a fetch response after the assignment reported it.
+        let fresh_after = assigned_at + 3 * STATS_INTERVAL;
+        let highs = self
+            .consumer
+            .context()
+            .highs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for ((topic, partition), next) in &self.next {
+            let fetched = match highs.get(&(topic.clone(), *partition)) {
+                Some(&(high, seen)) if seen >= fresh_after => high,
+                _ => return Ok(false),
+            };
+            let (low, listed) = self
+                .consumer
+                .fetch_watermarks(topic, *partition, REQUEST_TIMEOUT)
+                .map_err(|e| kafka_err(format!("cannot read the end of {topic}/{partition}"), e))?;
+            if next.unwrap_or(low).max(low) < fetched.max(listed) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn commit_hint(&mut self, next_offsets: &[(String, i32, i64)]) -> Result<()> {
+        let assigned = self.consumer.context().state().partitions.clone();
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition, offset) in next_offsets {
+            if assigned.contains_key(&(topic.clone(), *partition)) {
+                tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                    .map_err(|e| kafka_err(format!("cannot hint {topic}/{partition}"), e))?;
+            }
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            // Only a hint (the manifest is the truth): never fail ingest for it.
+            tracing::debug!("cannot commit the offset hint: {e}");
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+// ---------------------------------------------------------------------------------------
+
+/// Producer callbacks: counts failed deliveries so `flush` can report them.
+#[derive(Default)]
+struct SinkContext {
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for SinkContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        forward_log(level, fac, log_message);
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", "producer: {error}: {reason}");
+    }
+}
+
+impl ProducerContext for SinkContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, m)) = result {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            let mut first = self
+                .first_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if first.is_none() {
+                *first = Some(format!("{}/{}: {e}", m.topic(), m.partition()));
+            }
+        }
+    }
+}
+
+/// Writes events to Kafka: idempotent, lz4, batched; `flush` waits for every ack.
+pub struct KafkaSink {
+    producer: ThreadedProducer<SinkContext>,
+    brokers: String,
+    known_topics: HashSet<String>,
+    sent: u64,
+}
+
+impl std::fmt::Debug for KafkaSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSink")
+            .field("brokers", &self.brokers)
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaSink {
+    /// Connects an idempotent producer to the brokers; fails when they cannot be reached
+    /// within 10 s.
+    pub fn new(brokers: &str) -> Result<KafkaSink> {
+        let mut conf = base_config(brokers);
+        conf.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", "lz4")
+            .set("linger.ms", "20")
+            .set("batch.size", "1000000")
+            .set("queue.buffering.max.kbytes", "131072")
+            // Long enough to ride out a broker restart; a message not acknowledged by
+            // then is reported by `flush`.
+            .set("message.timeout.ms", "120000");
+        let conf = with_overrides(conf)?;
+        let producer: ThreadedProducer<SinkContext> = conf
+            .create_with_context(SinkContext::default())
+            .map_err(|e| kafka_err(format!("cannot create a producer for {brokers}"), e))?;
+        let known_topics = existing_topics(producer.client(), brokers)?
+            .into_keys()
+            .collect();
+        Ok(KafkaSink {
+            producer,
+            brokers: brokers.to_string(),
+            known_topics,
+            sent: 0,
+        })
+    }
+
+    /// Messages handed to the producer so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+}
+
+impl EventSink for KafkaSink {
+    fn send(&mut self, topic: &str, key: &[u8], payload: &[u8]) -> Result<()> {
+        if !self.known_topics.contains(topic) {
+            ensure_topics(&self.brokers, &[topic], DEFAULT_PARTITIONS)?;
+            self.known_topics.insert(topic.to_string());
+        }
+        let mut record = BaseRecord::to(topic).key(key).payload(payload);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => {
+                    self.sent += 1;
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // The local queue is full: wait for deliveries to make room.
+                    record = back;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => {
+                    return Err(kafka_err(format!("cannot send to topic {topic}"), e));
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.producer
+            .flush(Duration::from_secs(180))
+            .map_err(|e| kafka_err(format!("cannot deliver to {}", self.brokers), e))?;
+        let ctx = self.producer.context();
+        let failed = ctx.failed.swap(0, Ordering::SeqCst);
+        if failed > 0 {
+            let first = ctx
+                .first_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .unwrap_or_default();
+            return Err(kafka_err(
+                format!("delivery to {}", self.brokers),
+                format!("{failed} message(s) were not acknowledged (first: {first})"),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,51 @@
+//! The reading side of an event log, shared by Kafka and the embedded local log.
+//!
+//! [`crate::pipeline::run`] only sees an [`EventSource`]: it polls [`Message`]s, learns
+//! which partitions were taken away by a rebalance, and asks whether everything assigned
+//! has been read (`--until-idle`). Where each partition starts is decided by the
+//! manifest ([`StartOffsets`]), never by the broker: the broker's committed offsets are
+//! only a hint for monitoring tools.
+
+use crate::Result;
+
+/// One message as read from a log (Kafka or the local log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Topic it was read from.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+    /// Message key (the `family` field, by convention), if any.
+    pub key: Option<Vec<u8>>,
+    /// The message bytes: one JSON event, if the producer kept the contract.
+    pub payload: Vec<u8>,
+}
+
+/// Where to start reading a partition: the manifest's next offset, or None (= earliest).
+pub type StartOffsets = std::sync::Arc<dyn Fn(&str, i32) -> Option<i64> + Send + Sync>;
+
+/// What one poll returned.
+#[derive(Debug, Clone, Default)]
+pub struct Polled {
+    /// Messages, in offset order within each partition.
+    pub messages: Vec<Message>,
+    /// partitions taken away since the last poll (rebalance)
+    pub revoked: Vec<(String, i32)>,
+}
+
+/// A readable event log. Implementations seek each newly assigned partition with `StartOffsets`.
+pub trait EventSource: Send {
+    /// `"kafka"` or `"log"` (manifest `OffsetRange.origin`).
+    fn origin(&self) -> &'static str;
+    /// Returns up to `max` messages, waiting at most `timeout` when none is ready.
+    fn poll(&mut self, max: usize, timeout: std::time::Duration) -> Result<Polled>;
+    /// The partitions currently assigned to this reader.
+    fn assignment(&self) -> Vec<(String, i32)>;
+    /// true when every assigned partition has been read to its end (for --until-idle);
+    /// false while no partition is assigned yet.
+    fn caught_up(&mut self) -> Result<bool>;
+    /// Tell the broker what is committed (only a hint; the manifest is the truth).
+    fn commit_hint(&mut self, next_offsets: &[(String, i32, i64)]) -> Result<()>;
+}

@@ -1,0 +1,320 @@
+//! Disclosure control for everything published (`--public`): no count of 1 to
+//! `min_count - 1` families, contacts or needs may be seen or worked out.
+//!
+//! 1. Primary suppression: every count cell with `0 < value < min_count` is suppressed.
+//!    0 is never suppressed.
+//! 2. Secondary suppression: cells of a count add up to totals along the query's
+//!    additive keys (e.g. the channels of one month add up to the month's contacts) and
+//!    some counts of one row add up to another (met + unmet + declined + open = needs).
+//!    In every such group where exactly one cell is suppressed, the smallest other
+//!    non-zero cell is suppressed too, so the total cannot reveal it; repeated until
+//!    nothing changes.
+//! 3. Every rate, share or percentile built on a suppressed count is suppressed.
+//!
+//! Suppressed cells become null and the row's `suppressed` column (added last) lists
+//! the suppressed columns, comma-separated (null when none). The batch schema carries
+//! `culla.min_count` in its metadata so writers show `<5` (counts) and `-` (derived
+//! values) in tables and CSV; JSON and Parquet keep null plus the marker column.
+
+use crate::registry::QueryInfo;
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
+use datafusion::arrow::compute::{cast, nullif};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::error::ArrowError;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Schema metadata key holding the threshold used.
+pub const MIN_COUNT_KEY: &str = "culla.min_count";
+/// Name of the marker column listing a row's suppressed columns.
+pub const MARKER: &str = "suppressed";
+
+/// Applies primary and secondary suppression to one query result.
+pub fn apply(
+    batch: &RecordBatch,
+    info: &QueryInfo,
+    min_count: u32,
+) -> Result<RecordBatch, ArrowError> {
+    let schema = batch.schema();
+    let rows = batch.num_rows();
+    let min = i64::from(min_count);
+    // Count values per column (None: null).
+    let mut values: BTreeMap<&str, Vec<Option<i64>>> = BTreeMap::new();
+    for c in info.counts {
+        if let Ok(idx) = schema.index_of(c) {
+            let col = cast(batch.column(idx), &DataType::Int64)?;
+            let col = col
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .ok_or_else(|| ArrowError::CastError(format!("column {c} is not a count")))?;
+            values.insert(c, col.iter().collect());
+        }
+    }
+    let mut suppressed: BTreeSet<(usize, &str)> = BTreeSet::new();
+    for (c, vals) in &values {
+        for (r, v) in vals.iter().enumerate() {
+            if let Some(v) = v {
+                if *v > 0 && *v < min {
+                    suppressed.insert((r, c));
+                }
+            }
+        }
+    }
+    // Key values per row, as text, to form the groups.
+    let mut keys: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for k in info.key_columns {
+        if let Ok(idx) = schema.index_of(k) {
+            let col = cast(batch.column(idx), &DataType::Utf8)?;
+            let col = col
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| ArrowError::CastError(format!("key {k} is not text")))?;
+            keys.insert(
+                k,
+                (0..rows)
+                    .map(|i| {
+                        col.is_valid(i)
+                            .then(|| col.value(i).to_string())
+                            .unwrap_or_default()
+                    })
+                    .collect(),
+            );
+        }
+    }
+    let mut groups: Vec<Vec<(usize, &str)>> = Vec::new();
+    for dim in info.additive_keys {
+        if !keys.contains_key(dim) {
+            continue;
+        }
+        for c in values.keys() {
+            let mut by: BTreeMap<Vec<&str>, Vec<(usize, &str)>> = BTreeMap::new();
+            for r in 0..rows {
+                let g: Vec<&str> = info
+                    .key_columns
+                    .iter()
+                    .filter(|k| *k != dim)
+                    .filter_map(|k| keys.get(k).map(|v| v[r].as_str()))
+                    .collect();
+                by.entry(g).or_default().push((r, *c));
+            }
+            groups.extend(by.into_values().filter(|g| g.len() > 1));
+        }
+    }
+    for (parts, total) in info.row_parts {
+        if !values.contains_key(total) {
+            continue;
+        }
+        for r in 0..rows {
+            let g: Vec<(usize, &str)> = parts
+                .iter()
+                .filter_map(|p| values.get_key_value(p).map(|(k, _)| (r, *k)))
+                .collect();
+            groups.push(g);
+        }
+    }
+    loop {
+        let mut changed = false;
+        for g in &groups {
+            let n = g.iter().filter(|cell| suppressed.contains(cell)).count();
+            if n != 1 {
+                continue;
+            }
+            let partner = g
+                .iter()
+                .filter(|cell| !suppressed.contains(*cell))
+                .filter_map(|cell| {
+                    values[cell.1][cell.0]
+                        .filter(|v| *v > 0)
+                        .map(|v| (v, *cell))
+                })
+                .min();
+            if let Some((_, cell)) = partner {
+                suppressed.insert(cell);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    // Derived cells built on suppressed counts.
+    let mut derived: BTreeSet<(usize, &str)> = BTreeSet::new();
+    for (d, bases) in info.derived {
+        for r in 0..rows {
+            if bases.iter().any(|b| suppressed.contains(&(r, *b))) {
+                derived.insert((r, d));
+            }
+        }
+    }
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns() + 1);
+    for (i, f) in schema.fields().iter().enumerate() {
+        let name = f.name().as_str();
+        let mask: BooleanArray = (0..rows)
+            .map(|r| Some(suppressed.contains(&(r, name)) || derived.contains(&(r, name))))
+            .collect();
+        if mask.true_count() == 0 {
+            columns.push(batch.column(i).clone());
+        } else {
+            columns.push(nullif(batch.column(i), &mask)?);
+        }
+    }
+    let marker: StringArray = (0..rows)
+        .map(|r| {
+            let names: Vec<&str> = schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .filter(|n| suppressed.contains(&(r, n)) || derived.contains(&(r, n)))
+                .collect();
+            (!names.is_empty()).then(|| names.join(","))
+        })
+        .collect();
+    columns.push(Arc::new(marker));
+    let mut fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    fields.push(Field::new(MARKER, DataType::Utf8, true));
+    let mut meta = schema.metadata().clone();
+    meta.insert(MIN_COUNT_KEY.to_string(), min_count.to_string());
+    let out_schema = Arc::new(Schema::new_with_metadata(fields, meta));
+    RecordBatch::try_new(out_schema, columns)
+}
+
+/// Whether column `name` of row `row` was suppressed (per the marker column).
+pub fn is_suppressed(batch: &RecordBatch, row: usize, name: &str) -> bool {
+    batch
+        .column_by_name(MARKER)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+        .filter(|m| m.is_valid(row))
+        .is_some_and(|m| m.value(row).split(',').any(|n| n == name))
+}
+
+/// The threshold a suppressed batch was made with, if it was.
+pub fn min_count(batch: &RecordBatch) -> Option<u32> {
+    batch
+        .schema()
+        .metadata()
+        .get(MIN_COUNT_KEY)
+        .and_then(|v| v.parse().ok())
+}
+
+/// Whether a column of `info` is a count (else a derived value or a key).
+pub fn is_count(info: &QueryInfo, name: &str) -> bool {
+    info.counts.contains(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::find;
+    use datafusion::arrow::array::{Float64Array, Int64Array};
+
+    fn batch(months: &[&str], channels: &[&str], contacts: &[i64]) -> RecordBatch {
+        let n = months.len();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("month", DataType::Utf8, false),
+            Field::new("source", DataType::Utf8, false),
+            Field::new("channel", DataType::Utf8, false),
+            Field::new("contacts", DataType::Int64, false),
+            Field::new("families", DataType::Int64, false),
+            Field::new("out_of_hours", DataType::Int64, false),
+            Field::new("out_of_hours_share", DataType::Float64, true),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(months.to_vec())),
+            Arc::new(StringArray::from(vec!["s"; n])),
+            Arc::new(StringArray::from(channels.to_vec())),
+            Arc::new(Int64Array::from(contacts.to_vec())),
+            Arc::new(Int64Array::from(contacts.to_vec())),
+            Arc::new(Int64Array::from(vec![0; n])),
+            Arc::new(Float64Array::from(vec![0.0; n])),
+        ];
+        RecordBatch::try_new(schema, cols).unwrap()
+    }
+
+    fn ints(b: &RecordBatch, c: &str) -> Vec<Option<i64>> {
+        b.column_by_name(c)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .iter()
+            .collect()
+    }
+
+    #[test]
+    fn small_counts_and_their_rates_are_suppressed_zero_is_not() {
+        let info = find("contacts_by_month").unwrap();
+        let b = batch(
+            &["2024-01", "2024-01", "2024-02"],
+            &["phone", "whatsapp", "phone"],
+            &[3, 0, 12],
+        );
+        let out = apply(&b, info, 5).unwrap();
+        // The 3 is hidden; 0 never is; phone's yearly total (3 + 12) would give the 3
+        // away, so the 12 is hidden as its partner.
+        assert_eq!(ints(&out, "contacts"), vec![None, Some(0), None]);
+        assert!(is_suppressed(&out, 0, "contacts"));
+        assert!(is_suppressed(&out, 0, "out_of_hours_share"));
+        assert!(!is_suppressed(&out, 1, "contacts"));
+        assert_eq!(min_count(&out), Some(5));
+        // No published count is between 1 and 4.
+        for c in info.counts {
+            for v in ints(&out, c).into_iter().flatten() {
+                assert!(v == 0 || v >= 5, "{c} = {v} survived");
+            }
+        }
+    }
+
+    #[test]
+    fn a_lone_suppressed_cell_gets_the_smallest_partner() {
+        let info = find("contacts_by_month").unwrap();
+        // January: phone 2 (suppressed), whatsapp 7, webchat 30. The month total would
+        // give the 2 away, so 7 (the smallest other non-zero cell) goes too.
+        let b = batch(
+            &["2024-01", "2024-01", "2024-01"],
+            &["phone", "whatsapp", "webchat"],
+            &[2, 7, 30],
+        );
+        let out = apply(&b, info, 5).unwrap();
+        assert_eq!(ints(&out, "contacts"), vec![None, None, Some(30)]);
+        assert!(is_suppressed(&out, 1, "out_of_hours_share"));
+        assert!(!is_suppressed(&out, 2, "contacts"));
+    }
+
+    #[test]
+    fn row_parts_get_a_partner_too() {
+        let info = find("needs_by_category").unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("category", DataType::Utf8, false),
+            Field::new("stage", DataType::Utf8, false),
+            Field::new("needs", DataType::Int64, false),
+            Field::new("met", DataType::Int64, false),
+            Field::new("unmet", DataType::Int64, false),
+            Field::new("declined", DataType::Int64, false),
+            Field::new("open", DataType::Int64, false),
+            Field::new("unmet_share", DataType::Float64, true),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec!["economic"])),
+            Arc::new(StringArray::from(vec!["0-12m"])),
+            Arc::new(Int64Array::from(vec![40])),
+            Arc::new(Int64Array::from(vec![30])),
+            Arc::new(Int64Array::from(vec![7])),
+            Arc::new(Int64Array::from(vec![3])),
+            Arc::new(Int64Array::from(vec![0])),
+            Arc::new(Float64Array::from(vec![0.175])),
+        ];
+        let out = apply(&RecordBatch::try_new(schema, cols).unwrap(), info, 5).unwrap();
+        assert_eq!(ints(&out, "declined"), vec![None]);
+        assert_eq!(
+            ints(&out, "unmet"),
+            vec![None],
+            "needs - met - open would reveal declined"
+        );
+        assert!(is_suppressed(&out, 0, "unmet_share"));
+        assert_eq!(ints(&out, "needs"), vec![Some(40)]);
+    }
+}

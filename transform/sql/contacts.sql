@@ -1,0 +1,36 @@
+-- contacts: one row per contact received in the period (local dates {{from}}..{{to}}).
+-- Time buckets use Europe/Rome wall-clock time: month 'YYYY-MM', weekday ISO 1 = Monday
+-- .. 7 = Sunday, hour 0-23. Out of hours = outside Monday-Saturday 08:00-18:00 (a
+-- contact at 18:00:00 is out of hours; public holidays are not known and count as
+-- ordinary days). answered/abandoned/answered_within_30s are null for chats.
+-- Territory (comune, nil, municipio) is the family's, from its profile as of the end
+-- of the period. escalated = at least one referral.created carries this contact_id.
+-- Parameters: {{from}}, {{to}}.
+SELECT
+  h.contact_id,
+  h.source,
+  h.channel,
+  h.family,
+  h.received_at,
+  h.received_local,
+  h.received_date,
+  to_char(h.received_local, '%Y-%m') AS month,
+  CAST(date_part('isodow', h.received_local) AS INT) AS weekday,
+  CAST(date_part('hour', h.received_local) AS INT) AS hour,
+  h.answered,
+  h.wait_s,
+  h.abandoned,
+  h.duration_s,
+  (date_part('isodow', h.received_local) = 7
+     OR date_part('hour', h.received_local) < 8
+     OR date_part('hour', h.received_local) >= 18) AS out_of_hours,
+  h.answered_within_30s,
+  h.repeat_contact,
+  h.escalated,
+  h.referrals,
+  p.comune,
+  p.nil,
+  p.municipio
+FROM contact_history h
+LEFT JOIN profiles p ON p.family = h.family
+WHERE h.received_date >= '{{from}}' AND h.received_date <= '{{to}}'

@@ -1,0 +1,9 @@
+-- scoped_events: the events the projections see.
+-- Every event of the chosen source (all sources when none is given) that happened at
+-- or before the as-of instant (the latest event time in the data, or --as-of), so a
+-- rerun gives the same answer. Adds `at_us`, the instant in microseconds since the
+-- epoch, for arithmetic on durations.
+-- Parameters: {{as_of_us}}, {{source_filter}}.
+SELECT *, arrow_cast(at, 'Int64') AS at_us
+FROM events
+WHERE at <= arrow_cast({{as_of_us}}, 'Timestamp(Microsecond, Some("UTC"))') {{source_filter}}

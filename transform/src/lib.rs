@@ -1,0 +1,420 @@
+//! culla-transform: a DataFusion session over a culla data directory, with the
+//! event-sourced projections every report is built from.
+//!
+//! [`open`] registers the raw tables `events` (a listing table over
+//! `DIR/events/source=…/event_date=…/*.parquet`, hive partitions `source` and
+//! `event_date` as Utf8) and `dead_letters` (partition `received_date`), the Milan
+//! reference tables `nil` and `births`, a one-row `scope` table saying which period,
+//! source and as-of instant the projections use, and the projections themselves as
+//! views folded from the whole log, so a late event corrects the past:
+//!
+//! - `contacts`: one row per contact (call or chat) received in the period;
+//! - `needs`: one row per need recorded in the period, with its final status and reason;
+//! - `referrals`: one row per referral created in the period, with callbacks,
+//!   appointments and closing;
+//! - `families`: one row per family in contact in the period, with its merged profile,
+//!   isolation-risk flags, score and `high_risk`;
+//! - helpers `scoped_events`, `profiles`, `contact_history`, `referral_state`.
+//!
+//! The projections are SQL files (`transform/sql/*.sql`, embedded) rendered with the
+//! period and options: DataFusion does all the heavy lifting. Readers must hold
+//! [`read_lock`] while queries run so a concurrent compaction never swaps files under
+//! them. The SQL functions `poisson_ci_low` / `poisson_ci_high` come from [`stats`].
+
+pub mod stats;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use culla_schemas::arrow::{dead_letters_file_schema, events_file_schema, events_table_schema};
+use culla_schemas::layout::{DataDir, LayoutError, read_lock_shared};
+use datafusion::arrow::array::{
+    ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray, UInt32Array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Errors opening a data directory or building the projections.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The data directory's lock or manifest could not be used.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// DataFusion failed to plan or run a query.
+    #[error("query failed: {0}")]
+    DataFusion(#[from] DataFusionError),
+    /// A projection option is invalid.
+    #[error("invalid option: {0}")]
+    Invalid(String),
+    /// The data directory holds no event file.
+    #[error("no events in {}: ingest some first (culla ingest) or check --data", .0.display())]
+    NoEvents(PathBuf),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What the projections are computed for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectionOptions {
+    /// First local (Europe/Rome) date of the period, inclusive; `None`: from the start.
+    pub from: Option<NaiveDate>,
+    /// Last local date of the period, inclusive; `None`: up to the latest event.
+    pub to: Option<NaiveDate>,
+    /// Only events of this source (e.g. `milano-020202`); `None`: every source.
+    pub source: Option<String>,
+    /// Judge time-dependent states (no_callback) and ignore events after this instant;
+    /// `None`: the latest event time in the data.
+    pub as_of: Option<DateTime<Utc>>,
+    /// A family is high risk when its score (number of flags) is at least this.
+    pub risk_threshold: u32,
+    /// Callback target in hours (time to first reached callback).
+    pub callback_target_hours: f64,
+}
+
+impl Default for ProjectionOptions {
+    fn default() -> Self {
+        ProjectionOptions {
+            from: None,
+            to: None,
+            source: None,
+            as_of: None,
+            risk_threshold: 3,
+            callback_target_hours: 72.0,
+        }
+    }
+}
+
+/// The period and instant the projections were actually built for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scope {
+    /// First local date (the earliest accepted date when the period is open).
+    pub from: NaiveDate,
+    /// Last local date (a far-future date when the period is open).
+    pub to: NaiveDate,
+    /// The as-of instant (given, or the latest event time).
+    pub as_of: DateTime<Utc>,
+    /// Year the period ends in (or the as-of year for an open period): the year of
+    /// per-births rates.
+    pub year: i32,
+}
+
+/// The projection SQL files, in dependency order: (view name, SQL text).
+pub const PROJECTIONS: &[(&str, &str)] = &[
+    ("scoped_events", include_str!("../sql/scoped_events.sql")),
+    ("profiles", include_str!("../sql/profiles.sql")),
+    (
+        "contact_history",
+        include_str!("../sql/contact_history.sql"),
+    ),
+    ("contacts", include_str!("../sql/contacts.sql")),
+    ("referral_state", include_str!("../sql/referral_state.sql")),
+    ("referrals", include_str!("../sql/referrals.sql")),
+    ("needs", include_str!("../sql/needs.sql")),
+    ("families", include_str!("../sql/families.sql")),
+];
+
+const OPEN_FROM: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
+    Some(d) => d,
+    None => panic!("valid constant date"),
+};
+const OPEN_TO: NaiveDate = match NaiveDate::from_ymd_opt(9999, 12, 31) {
+    Some(d) => d,
+    None => panic!("valid constant date"),
+};
+
+/// Takes the data directory's shared read lock; hold it while queries run.
+pub fn read_lock(data: &Path) -> Result<std::fs::File> {
+    Ok(read_lock_shared(&DataDir::new(data))?)
+}
+
+/// Whether `DIR/events` holds at least one Parquet file.
+pub fn has_events(data: &Path) -> bool {
+    has_parquet(&DataDir::new(data).events_dir())
+}
+
+fn has_parquet(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name.starts_with('_') {
+            continue;
+        }
+        let path = e.path();
+        if path.is_dir() {
+            if has_parquet(&path) {
+                return true;
+            }
+        } else if name.ends_with(".parquet") {
+            return true;
+        }
+    }
+    false
+}
+
+/// Replaces `{{name}}` placeholders in `sql` with the given values.
+pub fn render(sql: &str, vars: &[(&str, String)]) -> String {
+    let mut out = sql.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    out
+}
+
+/// A SQL string literal (single quotes doubled).
+pub fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A new session with culla's settings and SQL functions, and no table.
+pub fn new_context() -> SessionContext {
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_collect_statistics(true);
+    let ctx = SessionContext::new_with_config(config);
+    for udf in stats::udfs() {
+        ctx.register_udf(udf);
+    }
+    ctx
+}
+
+async fn register_listing(
+    ctx: &SessionContext,
+    name: &str,
+    dir: &Path,
+    file_schema: SchemaRef,
+    partitions: Vec<(String, DataType)>,
+) -> Result<()> {
+    if !has_parquet(dir) {
+        let mut fields: Vec<Field> = file_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.extend(
+            partitions
+                .iter()
+                .map(|(n, t)| Field::new(n, t.clone(), false)),
+        );
+        let schema = Arc::new(Schema::new(fields));
+        ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+        return Ok(());
+    }
+    let abs = std::path::absolute(dir)
+        .map_err(|e| Error::Invalid(format!("cannot resolve {}: {e}", dir.display())))?;
+    let url = ListingTableUrl::parse(format!("{}/", abs.to_string_lossy()))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(partitions);
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(file_schema);
+    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
+}
+
+/// Registers `events`, `dead_letters`, `nil` and `births` (no projections).
+pub async fn register_tables(ctx: &SessionContext, data: &Path) -> Result<()> {
+    let dir = DataDir::new(data);
+    register_listing(
+        ctx,
+        "events",
+        &dir.events_dir(),
+        events_file_schema(),
+        vec![
+            ("source".into(), DataType::Utf8),
+            ("event_date".into(), DataType::Utf8),
+        ],
+    )
+    .await?;
+    register_listing(
+        ctx,
+        "dead_letters",
+        &dir.dead_letters_dir(),
+        dead_letters_file_schema(),
+        vec![("received_date".into(), DataType::Utf8)],
+    )
+    .await?;
+    culla_schemas::reference::register(ctx)?;
+    debug_assert_eq!(
+        events_table_schema().fields().len(),
+        events_file_schema().fields().len() + 2
+    );
+    Ok(())
+}
+
+/// Resolves the options against the data: the period bounds and the as-of instant.
+pub async fn resolve_scope(ctx: &SessionContext, opts: &ProjectionOptions) -> Result<Scope> {
+    if let (Some(f), Some(t)) = (opts.from, opts.to) {
+        if f > t {
+            return Err(Error::Invalid(format!(
+                "the period starts ({f}) after it ends ({t})"
+            )));
+        }
+    }
+    if !(opts.callback_target_hours.is_finite() && opts.callback_target_hours > 0.0) {
+        return Err(Error::Invalid(format!(
+            "the callback target must be a positive number of hours, not {}",
+            opts.callback_target_hours
+        )));
+    }
+    let as_of = match opts.as_of {
+        Some(t) => t,
+        None => latest_event(ctx).await?.unwrap_or_else(Utc::now),
+    };
+    let to = opts.to.unwrap_or(OPEN_TO);
+    let year = match opts.to {
+        Some(t) => t.year(),
+        None => as_of.with_timezone(&culla_schemas::arrow::REPORT_TZ).year(),
+    };
+    Ok(Scope {
+        from: opts.from.unwrap_or(OPEN_FROM),
+        to,
+        as_of,
+        year,
+    })
+}
+
+/// The latest `at` in `events`, if any.
+pub async fn latest_event(ctx: &SessionContext) -> Result<Option<DateTime<Utc>>> {
+    let batches = ctx
+        .sql("SELECT arrow_cast(max(at), 'Int64') AS m FROM events")
+        .await?
+        .collect()
+        .await?;
+    let v = batches
+        .first()
+        .and_then(|b| b.column(0).as_any().downcast_ref::<Int64Array>().cloned())
+        .filter(|a| !a.is_empty() && a.is_valid(0))
+        .map(|a| a.value(0));
+    Ok(v.and_then(DateTime::<Utc>::from_timestamp_micros))
+}
+
+use datafusion::arrow::array::Array;
+
+/// Registers the projections as views for `opts` (tables must be registered first).
+pub async fn register_projections(ctx: &SessionContext, opts: &ProjectionOptions) -> Result<Scope> {
+    let scope = resolve_scope(ctx, opts).await?;
+    let source_filter = match &opts.source {
+        Some(s) => format!("AND source = {}", sql_string(s)),
+        None => String::new(),
+    };
+    let target_us = (opts.callback_target_hours * 3_600_000_000.0).round() as i64;
+    let vars = [
+        ("from", scope.from.format("%Y-%m-%d").to_string()),
+        ("to", scope.to.format("%Y-%m-%d").to_string()),
+        ("as_of_us", scope.as_of.timestamp_micros().to_string()),
+        ("source_filter", source_filter),
+        ("target_us", target_us.to_string()),
+        ("risk_threshold", opts.risk_threshold.to_string()),
+    ];
+    for (name, sql) in PROJECTIONS {
+        let body = render(sql, &vars);
+        let plan = ctx.sql(&body).await.map_err(|e| {
+            Error::DataFusion(DataFusionError::Context(
+                format!("projection {name}"),
+                Box::new(e),
+            ))
+        })?;
+        ctx.register_table(*name, plan.into_view())?;
+    }
+    register_scope_table(ctx, opts, &scope)?;
+    tracing::debug!(from = %scope.from, to = %scope.to, as_of = %scope.as_of, "projections registered");
+    Ok(scope)
+}
+
+fn register_scope_table(
+    ctx: &SessionContext,
+    opts: &ProjectionOptions,
+    scope: &Scope,
+) -> Result<()> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("period_from", DataType::Utf8, true),
+        Field::new("period_to", DataType::Utf8, true),
+        Field::new("source", DataType::Utf8, true),
+        Field::new(
+            "as_of",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("year", DataType::Int32, false),
+        Field::new("risk_threshold", DataType::UInt32, false),
+        Field::new("callback_target_hours", DataType::Float64, false),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![opts.from.map(|d| d.to_string())])),
+        Arc::new(StringArray::from(vec![opts.to.map(|d| d.to_string())])),
+        Arc::new(StringArray::from(vec![opts.source.clone()])),
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![scope.as_of.timestamp_micros()])
+                .with_timezone("UTC"),
+        ),
+        Arc::new(Int32Array::from(vec![scope.year])),
+        Arc::new(UInt32Array::from(vec![opts.risk_threshold])),
+        Arc::new(Float64Array::from(vec![opts.callback_target_hours])),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), cols).map_err(DataFusionError::from)?;
+    ctx.register_table(
+        "scope",
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+    )?;
+    Ok(())
+}
+
+/// Opens a data directory: registers `events`, `dead_letters`, `nil`, `births`, `scope`
+/// and the projections `contacts`, `needs`, `referrals`, `families` (and their helpers)
+/// computed for `opts`.
+///
+/// A missing or empty `events` directory gives empty tables with the right schema (use
+/// [`has_events`] to tell the user). Hold [`read_lock`] while running queries.
+pub async fn open(data: &Path, opts: &ProjectionOptions) -> Result<SessionContext> {
+    Ok(open_scoped(data, opts).await?.0)
+}
+
+/// Like [`open`], also returning the resolved [`Scope`].
+pub async fn open_scoped(data: &Path, opts: &ProjectionOptions) -> Result<(SessionContext, Scope)> {
+    let ctx = new_context();
+    register_tables(&ctx, data).await?;
+    let scope = register_projections(&ctx, opts).await?;
+    Ok((ctx, scope))
+}
+
+/// Runs one SQL statement and returns its rows as one batch.
+pub async fn sql_one_batch(ctx: &SessionContext, sql: &str) -> Result<RecordBatch> {
+    let df = ctx.sql(sql).await?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await?;
+    Ok(
+        datafusion::arrow::compute::concat_batches(&schema, &batches)
+            .map_err(DataFusionError::from)?,
+    )
+}
+
+/// The registered tables and views with their columns, one table per paragraph.
+pub async fn describe_tables(ctx: &SessionContext) -> Result<String> {
+    let mut names = ctx
+        .catalog("datafusion")
+        .and_then(|c| c.schema("public"))
+        .map(|s| s.table_names())
+        .unwrap_or_default();
+    names.sort();
+    let mut out = String::new();
+    for name in names {
+        let table = ctx.table(name.as_str()).await?;
+        out.push_str(&format!("{name}\n"));
+        for f in table.schema().fields() {
+            out.push_str(&format!("  {:24} {}\n", f.name(), f.data_type()));
+        }
+    }
+    Ok(out)
+}
