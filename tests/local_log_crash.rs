@@ -39,7 +39,11 @@ fn produce(data: &Path, file: &Path, lines: &[String]) {
         .arg(file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -50,6 +54,7 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let mut valid: BTreeSet<String> = BTreeSet::new();
     let mut bad = 0usize;
     let mut next = 0u32;
+    let mut interrupted = 0;
     // A fixed linear congruential sequence: the kill moments are the same on every run.
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     for round in 0..10u32 {
@@ -69,24 +74,45 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         produce(&data, &input, &lines);
 
         let mut child = culla()
-            .args(["ingest", "--until-idle", "--flush-secs", "0.05", "--max-file-mb", "0.01", "--data"])
+            .args([
+                "ingest",
+                "--until-idle",
+                "--flush-secs",
+                "0.05",
+                "--max-file-mb",
+                "0.01",
+                "--data",
+            ])
             .arg(&data)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        let ms = 30 + (seed >> 33) % 400;
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let ms = 5 + (seed >> 33) % 150;
         std::thread::sleep(Duration::from_millis(ms));
+        if child.try_wait().unwrap().is_none() {
+            interrupted += 1;
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
+    assert!(
+        interrupted >= 5,
+        "only {interrupted} of 10 kills hit a running ingest"
+    );
     let out = culla()
         .args(["ingest", "--until-idle", "--data"])
         .arg(&data)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let dir = DataDir::new(&data);
     let stored = stored_events(&dir).unwrap();
@@ -101,7 +127,10 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     assert_eq!(ids, valid);
     let dead = deadletters::list(&dir, None).unwrap();
     assert_eq!(dead.len(), bad);
-    let lin: BTreeSet<_> = dead.iter().map(|d| (&d.topic, d.partition, d.offset)).collect();
+    let lin: BTreeSet<_> = dead
+        .iter()
+        .map(|d| (&d.topic, d.partition, d.offset))
+        .collect();
     assert_eq!(lin.len(), bad, "a dead letter stored twice");
     assert!(dead.iter().all(|d| d.reason == "not_json"));
     // Nothing left to clean up after the last, complete run.

@@ -10,11 +10,11 @@
 //! Run: `cargo bench -p culla-ingest --bench local_log` (set `CULLA_BENCH_EVENTS=100000`
 //! for a quick run). Figures are recorded in docs/bench-ingest-local.md.
 
+use culla_ingest::EventSink;
 use culla_ingest::locallog::LocalLogSink;
+use culla_ingest::locallog::LocalLogSource;
 use culla_ingest::pipeline::{self, IngestOptions};
 use culla_ingest::produce::route;
-use culla_ingest::EventSink;
-use culla_ingest::locallog::LocalLogSource;
 use culla_schemas::layout::DataDir;
 use culla_simulate::{SimConfig, simulate};
 use std::sync::atomic::AtomicBool;
@@ -26,9 +26,11 @@ fn vm_hwm_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
@@ -36,8 +38,9 @@ fn vm_hwm_mb() -> f64 {
 fn child(dir: &str) {
     let dir = DataDir::new(dir);
     let topics: Vec<String> = ["calls", "chats", "referrals"].map(String::from).to_vec();
-    let mut src = LocalLogSource::open(dir.log_dir(), &topics, pipeline::start_offsets(&dir, "log"))
-        .expect("open the local log");
+    let mut src =
+        LocalLogSource::open(dir.log_dir(), &topics, pipeline::start_offsets(&dir, "log"))
+            .expect("open the local log");
     let opts = IngestOptions {
         until_idle: true,
         ..IngestOptions::default()

@@ -69,7 +69,11 @@ impl fmt::Display for CompactSummary {
             self.bytes_out as f64 / 1e6
         )?;
         if self.skipped > 0 {
-            write!(f, "; {} merges skipped (inputs changed meanwhile)", self.skipped)?;
+            write!(
+                f,
+                "; {} merges skipped (inputs changed meanwhile)",
+                self.skipped
+            )?;
         }
         Ok(())
     }
@@ -83,7 +87,10 @@ fn plan(snap: &Snapshot, opts: &CompactOptions) -> Vec<Vec<FileEntry>> {
             continue;
         }
         let parent = f.path.rsplit_once('/').map_or("", |(p, _)| p).to_string();
-        by_dir.entry((f.table.clone(), parent)).or_default().push(f.clone());
+        by_dir
+            .entry((f.table.clone(), parent))
+            .or_default()
+            .push(f.clone());
     }
     let mut out = Vec::new();
     for (_, files) in by_dir {
@@ -130,12 +137,13 @@ fn merge(dir: &DataDir, staging: &Staging, inputs: &[FileEntry]) -> Result<FileE
                         .write(true)
                         .open(&path)
                         .map_err(io_err("create", &path))?;
-                    let w = ArrowWriter::try_new(file, b.schema(), Some(files::writer_properties()))
-                        .map_err(|source| Error::Parquet {
-                            action: "write",
-                            path: path.clone(),
-                            source,
-                        })?;
+                    let w =
+                        ArrowWriter::try_new(file, b.schema(), Some(files::writer_properties()))
+                            .map_err(|source| Error::Parquet {
+                                action: "write",
+                                path: path.clone(),
+                                source,
+                            })?;
                     writer.insert(w)
                 }
             };
@@ -147,7 +155,9 @@ fn merge(dir: &DataDir, staging: &Staging, inputs: &[FileEntry]) -> Result<FileE
         }
     }
     let Some(w) = writer else {
-        return Err(Error::BadInput("nothing to merge: the input files are empty".into()));
+        return Err(Error::BadInput(
+            "nothing to merge: the input files are empty".into(),
+        ));
     };
     let file = w.into_inner().map_err(|source| Error::Parquet {
         action: "write",

@@ -11,9 +11,9 @@
 //! Redacted rows (personal data masked) are never replayed: their bytes are not the
 //! original ones any more.
 
+use crate::Result;
 use crate::files;
 use crate::pipeline::{Writer, id128};
-use crate::Result;
 use chrono::{DateTime, Utc};
 use culla_schemas::arrow::{DeadLetter, Lineage};
 use culla_schemas::layout::{self, Commit, DataDir, FileEntry, TABLE_DEAD_LETTERS};

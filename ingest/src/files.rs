@@ -14,8 +14,8 @@ use culla_schemas::layout::{self, Commit, DataDir, FileEntry, Snapshot};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use std::collections::BTreeSet;
@@ -30,7 +30,7 @@ pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_1_0)
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
-        .set_max_row_group_size(ROW_GROUP_ROWS)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_created_by(format!("culla {}", env!("CARGO_PKG_VERSION")))
         .build()
@@ -153,7 +153,11 @@ pub fn writer_tag() -> String {
     let host = fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
-    format!("culla-{} pid {} on {host}", env!("CARGO_PKG_VERSION"), std::process::id())
+    format!(
+        "culla-{} pid {} on {host}",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    )
 }
 
 /// Now, RFC 3339 UTC, for `Commit::committed_at`.

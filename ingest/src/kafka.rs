@@ -142,9 +142,10 @@ pub fn ensure_topics(brokers: &str, topics: &[&str], partitions: i32) -> Result<
             "a topic needs at least one partition, not {partitions}"
         )));
     }
-    let admin: AdminClient<DefaultClientContext> = with_overrides(base_config(brokers))?
-        .create()
-        .map_err(|e| kafka_err(format!("cannot create an admin client for {brokers}"), e))?;
+    let admin: AdminClient<DefaultClientContext> =
+        with_overrides(base_config(brokers))?
+            .create()
+            .map_err(|e| kafka_err(format!("cannot create an admin client for {brokers}"), e))?;
     let have = existing_topics(admin.inner(), brokers)?;
     let missing: Vec<&str> = topics
         .iter()
@@ -316,9 +317,8 @@ impl ConsumerContext for SourceContext {
                     tracing::warn!("cannot drop the assignment: {e}");
                 }
                 let mut st = self.state();
-                let gone: Vec<(String, i32)> = std::mem::take(&mut st.partitions)
-                    .into_keys()
-                    .collect();
+                let gone: Vec<(String, i32)> =
+                    std::mem::take(&mut st.partitions).into_keys().collect();
                 tracing::info!(partitions = ?gone, "partitions revoked");
                 st.revoked.extend(gone);
             }
@@ -396,10 +396,9 @@ impl KafkaSource {
             generation: AtomicU64::new(0),
             highs: Mutex::new(BTreeMap::new()),
         };
-        let consumer: BaseConsumer<SourceContext> =
-            conf.create_with_context(context).map_err(|e| {
-                kafka_err(format!("cannot create a consumer for {}", cfg.brokers), e)
-            })?;
+        let consumer: BaseConsumer<SourceContext> = conf
+            .create_with_context(context)
+            .map_err(|e| kafka_err(format!("cannot create a consumer for {}", cfg.brokers), e))?;
         let have = existing_topics(consumer.client(), &cfg.brokers)?;
         for t in &cfg.topics {
             if !have.contains_key(t) {
@@ -407,9 +406,9 @@ impl KafkaSource {
             }
         }
         let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics).map_err(|e| {
-            kafka_err(format!("cannot subscribe to {}", cfg.topics.join(",")), e)
-        })?;
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| kafka_err(format!("cannot subscribe to {}", cfg.topics.join(",")), e))?;
         tracing::info!(brokers = %cfg.brokers, group = %cfg.group, topics = ?cfg.topics, "Kafka consumer started");
         Ok(KafkaSource {
             consumer,

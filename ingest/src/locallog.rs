@@ -84,7 +84,10 @@ pub fn read_meta(log_dir: &Path, topic: &str) -> Result<Option<TopicMeta>> {
     let p = log_dir.join(topic).join("meta.json");
     match fs::read(&p) {
         Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
-            Error::BadInput(format!("local log metadata {} is corrupt: {e}", p.display()))
+            Error::BadInput(format!(
+                "local log metadata {} is corrupt: {e}",
+                p.display()
+            ))
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_err("read", &p)(e)),
@@ -523,7 +526,8 @@ impl ReadPartition {
                     // Bytes beyond the position: complete lines, or a torn tail that
                     // will never complete (a crashed writer) — only a newline counts.
                     let mut f = File::open(path).map_err(io_err("open", path))?;
-                    f.seek(SeekFrom::Start(*pos)).map_err(io_err("seek", path))?;
+                    f.seek(SeekFrom::Start(*pos))
+                        .map_err(io_err("seek", path))?;
                     let mut tail = Vec::new();
                     f.read_to_end(&mut tail).map_err(io_err("read", path))?;
                     if tail.contains(&b'\n') {
@@ -713,8 +717,12 @@ mod tests {
         let log = tmp.path().join("log");
         let mut sink = LocalLogSink::open(&log, 2).unwrap().with_segment_bytes(40);
         for i in 0..30 {
-            sink.send("calls", format!("k{}", i % 5).as_bytes(), format!("msg-{i:03}").as_bytes())
-                .unwrap();
+            sink.send(
+                "calls",
+                format!("k{}", i % 5).as_bytes(),
+                format!("msg-{i:03}").as_bytes(),
+            )
+            .unwrap();
         }
         sink.flush().unwrap();
         // 8-byte lines, 40-byte segments: 5 lines per segment.
@@ -724,7 +732,11 @@ mod tests {
         let all = drain(&mut src);
         assert_eq!(all.len(), 30);
         for part in 0..2 {
-            let offs: Vec<i64> = all.iter().filter(|m| m.partition == part).map(|m| m.offset).collect();
+            let offs: Vec<i64> = all
+                .iter()
+                .filter(|m| m.partition == part)
+                .map(|m| m.offset)
+                .collect();
             let expect: Vec<i64> = (0..offs.len() as i64).collect();
             assert_eq!(offs, expect);
         }
@@ -735,7 +747,10 @@ mod tests {
         let all2 = drain(&mut src);
         let first0 = all2.iter().find(|m| m.partition == 0).unwrap();
         assert_eq!(first0.offset, 7);
-        let same = all.iter().find(|m| m.partition == 0 && m.offset == 7).unwrap();
+        let same = all
+            .iter()
+            .find(|m| m.partition == 0 && m.offset == 7)
+            .unwrap();
         assert_eq!(first0.payload, same.payload);
     }
 

@@ -29,9 +29,7 @@ use culla_schemas::layout::{
     self, Commit, DataDir, FileEntry, OffsetRange, Snapshot, TABLE_DEAD_LETTERS, TABLE_EVENTS,
 };
 use culla_schemas::{Event, Invalid, Reason, parse_event};
-use datafusion::arrow::array::{
-    Array, AsArray, BooleanArray, RecordBatch, StringArray,
-};
+use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{Int32Type, Int64Type};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -157,7 +155,7 @@ pub fn start_offsets(dir: &DataDir, origin: &'static str) -> StartOffsets {
 
 /// A hasher for random 128-bit ids: fold the halves, multiply (ids are already uniform).
 #[derive(Default)]
-struct IdHasher(u64);
+pub struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -165,7 +163,7 @@ impl Hasher for IdHasher {
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7cc1_b727_220a_95);
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
         }
     }
     fn write_u128(&mut self, i: u128) {
@@ -293,7 +291,9 @@ impl Pending {
                         .ok_or_else(|| Error::BadInput("batch without event_id".into()))?;
                     let keep: BooleanArray = (0..b.num_rows())
                         .map(|i| {
-                            let drop = t.value(i) == topic && p.value(i) == partition && o.value(i) < below;
+                            let drop = t.value(i) == topic
+                                && p.value(i) == partition
+                                && o.value(i) < below;
                             if drop {
                                 ids.push(id128(ev.value(i)));
                             }
@@ -354,7 +354,9 @@ pub fn dead_letter(m: Message, inv: &Invalid, received: DateTime<Utc>) -> DeadLe
 
 /// Validates messages, on two threads when there are many.
 fn parse_all(msgs: &[Message], now: DateTime<Utc>) -> Vec<Result<Event, Invalid>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
     if msgs.len() < 2048 || threads < 2 {
         return msgs.iter().map(|m| parse_event(&m.payload, now)).collect();
     }
@@ -362,7 +364,13 @@ fn parse_all(msgs: &[Message], now: DateTime<Utc>) -> Vec<Result<Event, Invalid>
     std::thread::scope(|s| {
         let handles: Vec<_> = msgs
             .chunks(chunk)
-            .map(|c| s.spawn(move || c.iter().map(|m| parse_event(&m.payload, now)).collect::<Vec<_>>()))
+            .map(|c| {
+                s.spawn(move || {
+                    c.iter()
+                        .map(|m| parse_event(&m.payload, now))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         let mut out = Vec::with_capacity(msgs.len());
         for h in handles {
@@ -398,7 +406,11 @@ impl<'a> Writer<'a> {
             tracing::info!(?rep, "recovered the data directory");
         }
         let ids = load_ids(dir, &snap)?;
-        tracing::debug!(ids = ids.len(), seq = snap.seq, "loaded the stored event ids");
+        tracing::debug!(
+            ids = ids.len(),
+            seq = snap.seq,
+            "loaded the stored event ids"
+        );
         Ok(Writer {
             dir,
             origin: origin.to_string(),
@@ -445,7 +457,11 @@ impl<'a> Writer<'a> {
         let mut last: Option<usize> = None;
         for (m, r) in msgs.into_iter().zip(parsed) {
             let i = match last {
-                Some(i) if self.parts[i].partition == m.partition && self.parts[i].topic == m.topic => i,
+                Some(i)
+                    if self.parts[i].partition == m.partition && self.parts[i].topic == m.topic =>
+                {
+                    i
+                }
                 _ => self.part_index(&m.topic, m.partition),
             };
             last = Some(i);
@@ -502,7 +518,12 @@ impl<'a> Writer<'a> {
             for id in &ids {
                 self.ids.remove(id);
             }
-            tracing::info!(topic, partition, rows = ids.len() + dead, "partition revoked; its uncommitted rows are left to the new owner");
+            tracing::info!(
+                topic,
+                partition,
+                rows = ids.len() + dead,
+                "partition revoked; its uncommitted rows are left to the new owner"
+            );
         }
         Ok(())
     }
@@ -546,7 +567,8 @@ impl<'a> Writer<'a> {
     fn fence(&mut self) -> Result<bool> {
         let mut changed = false;
         for i in 0..self.parts.len() {
-            let (Some(n), Some((first, last))) = (self.parts[i].committed_next, self.parts[i].pending)
+            let (Some(n), Some((first, last))) =
+                (self.parts[i].committed_next, self.parts[i].pending)
             else {
                 continue;
             };
@@ -558,8 +580,15 @@ impl<'a> Writer<'a> {
             let (ids, dead) = self.pending.drop_rows(&topic, partition, n)?;
             // The other writer stored those events: their ids stay known.
             self.summary.fenced += (ids.len() + dead) as u64;
-            tracing::warn!(topic, partition, first, last, committed_next = n, dropped = ids.len() + dead,
-                "another writer committed these offsets first; dropping our copy");
+            tracing::warn!(
+                topic,
+                partition,
+                first,
+                last,
+                committed_next = n,
+                dropped = ids.len() + dead,
+                "another writer committed these offsets first; dropping our copy"
+            );
             self.parts[i].pending = if n > last { None } else { Some((n, last)) };
             changed = true;
         }
@@ -580,7 +609,11 @@ impl<'a> Writer<'a> {
                     continue;
                 }
                 let name = self.staging.new_name();
-                let bytes = files::write_parquet(&self.staging.path(&name), events_file_schema(), &g.batches)?;
+                let bytes = files::write_parquet(
+                    &self.staging.path(&name),
+                    events_file_schema(),
+                    &g.batches,
+                )?;
                 out.push(FileEntry {
                     table: TABLE_EVENTS.into(),
                     path: format!(
@@ -651,7 +684,11 @@ impl<'a> Writer<'a> {
                 return Ok(());
             }
             let mut stats = BTreeMap::new();
-            let ev_rows: u64 = add.iter().filter(|f| f.table == TABLE_EVENTS).map(|f| f.rows).sum();
+            let ev_rows: u64 = add
+                .iter()
+                .filter(|f| f.table == TABLE_EVENTS)
+                .map(|f| f.rows)
+                .sum();
             stats.insert("events".to_string(), ev_rows);
             stats.insert("duplicates".to_string(), self.pending.duplicates);
             stats.insert("dead_letters".to_string(), self.pending.dead.len() as u64);
@@ -668,7 +705,10 @@ impl<'a> Writer<'a> {
             if layout::try_commit(self.dir, &c)? {
                 break c;
             }
-            tracing::debug!(seq = c.seq, "commit number taken by another writer; retrying");
+            tracing::debug!(
+                seq = c.seq,
+                "commit number taken by another writer; retrying"
+            );
         };
         self.snap.apply(&commit);
         files::publish(self.dir, &commit.add)?;
@@ -758,7 +798,11 @@ impl<'a> Writer<'a> {
 }
 
 /// Writes one dead-letter file for `day` to staging.
-pub(crate) fn stage_dead_letters(staging: &Staging, day: NaiveDate, rows: &[DeadLetter]) -> Result<FileEntry> {
+pub(crate) fn stage_dead_letters(
+    staging: &Staging,
+    day: NaiveDate,
+    rows: &[DeadLetter],
+) -> Result<FileEntry> {
     let batch = dead_letters_batch(rows)?;
     let name = staging.new_name();
     let bytes = files::write_parquet(&staging.path(&name), dead_letters_file_schema(), &[batch])?;
@@ -789,8 +833,10 @@ pub fn run(
         let b = indicatif::ProgressBar::new_spinner();
         b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos} messages read ({per_sec}) {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos} messages read ({per_sec}) {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         b
     } else {
@@ -861,7 +907,12 @@ pub fn stored_events(dir: &DataDir) -> Result<Vec<StoredEvent>> {
                     .cloned()
                     .ok_or_else(|| Error::BadInput(format!("{} has no column {n}", path.display())))
             };
-            let (id, t, p, o) = (col("event_id")?, col("topic")?, col("partition")?, col("offset")?);
+            let (id, t, p, o) = (
+                col("event_id")?,
+                col("topic")?,
+                col("partition")?,
+                col("offset")?,
+            );
             let (id, t) = (id.as_string::<i32>(), t.as_string::<i32>());
             let (p, o) = (p.as_primitive::<Int32Type>(), o.as_primitive::<Int64Type>());
             for i in 0..b.num_rows() {

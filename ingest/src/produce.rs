@@ -8,9 +8,9 @@
 //! family's events stay in order (anything else gets an empty key, so no personal data
 //! ever travels as a key).
 
+use crate::Result;
 use crate::error::io_err;
 use crate::sink::EventSink;
-use crate::Result;
 use culla_schemas::EventType;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -71,7 +71,8 @@ pub fn route<'a>(line: &[u8], default_topic: &'a str) -> (&'a str, Vec<u8>, bool
                 .family
                 .filter(|f| {
                     (16..=64).contains(&f.len())
-                        && f.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                        && f.bytes()
+                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
                 })
                 .map(|f| f.as_bytes().to_vec())
                 .unwrap_or_default();
@@ -82,7 +83,11 @@ pub fn route<'a>(line: &[u8], default_topic: &'a str) -> (&'a str, Vec<u8>, bool
 }
 
 /// Sends every non-blank line of `input` to `sink`, then flushes it.
-pub fn produce(input: &mut dyn BufRead, sink: &mut dyn EventSink, default_topic: &str) -> Result<ProduceSummary> {
+pub fn produce(
+    input: &mut dyn BufRead,
+    sink: &mut dyn EventSink,
+    default_topic: &str,
+) -> Result<ProduceSummary> {
     let mut sum = ProduceSummary::default();
     let mut line = Vec::with_capacity(4096);
     loop {

@@ -8,9 +8,9 @@
 //! so no reader loses it mid-query). Recovery is idempotent and safe to run while other
 //! culla writers are alive: it never touches a live writer's staging files.
 
+use crate::Result;
 use crate::error::io_err;
 use crate::files;
-use crate::Result;
 use culla_schemas::layout::{self, DataDir, FileEntry, Snapshot};
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
@@ -113,7 +113,10 @@ pub fn recover(dir: &DataDir) -> Result<(Snapshot, Recovered)> {
         }
         if !victims.is_empty() {
             layout::sync_dir(&sdir)?;
-            tracing::info!(files = rep.staged_deleted, "deleted uncommitted staged files");
+            tracing::info!(
+                files = rep.staged_deleted,
+                "deleted uncommitted staged files"
+            );
         }
     }
 
@@ -126,7 +129,10 @@ pub fn recover(dir: &DataDir) -> Result<(Snapshot, Recovered)> {
         .collect();
     rep.removed_deleted = files::delete_removed(dir, &removed)?;
     if rep.removed_deleted > 0 {
-        tracing::info!(files = rep.removed_deleted, "deleted files removed by a commit");
+        tracing::info!(
+            files = rep.removed_deleted,
+            "deleted files removed by a commit"
+        );
     }
     Ok((snap, rep))
 }

@@ -68,7 +68,11 @@ fn drain(src: &mut KafkaSource) -> Vec<Message> {
         if got == 0 && src.caught_up().expect("caught_up") {
             return all;
         }
-        assert!(Instant::now() < deadline, "not caught up after 60 s ({} read)", all.len());
+        assert!(
+            Instant::now() < deadline,
+            "not caught up after 60 s ({} read)",
+            all.len()
+        );
     }
 }
 
@@ -94,7 +98,10 @@ fn reads_everything_once_then_resumes_where_the_manifest_says() {
     assert_eq!(all.len(), 600, "every message once");
     let got: BTreeSet<Vec<u8>> = all.iter().map(|m| m.payload.clone()).collect();
     assert_eq!(got, sent, "payload bytes come back unchanged");
-    assert!(all.iter().all(|m| m.key.as_ref().is_some_and(|k| k.len() == 32)));
+    assert!(
+        all.iter()
+            .all(|m| m.key.as_ref().is_some_and(|k| k.len() == 32))
+    );
     let parts = by_partition(&all);
     assert_eq!(parts.len(), 3, "17 keys spread over the 3 partitions");
     for (p, offsets) in &parts {
@@ -103,7 +110,10 @@ fn reads_everything_once_then_resumes_where_the_manifest_says() {
     }
     let mut assigned = src.assignment();
     assigned.sort();
-    assert_eq!(assigned, (0..3).map(|p| (topic.clone(), p)).collect::<Vec<_>>());
+    assert_eq!(
+        assigned,
+        (0..3).map(|p| (topic.clone(), p)).collect::<Vec<_>>()
+    );
     src.commit_hint(&[(topic.clone(), 0, 1)])
         .expect("a hint never fails");
     drop(src);
@@ -127,7 +137,10 @@ fn caught_up_sees_messages_produced_after_the_start() {
     let topic = unique("tail");
     ensure_topics(&brokers, &[&topic], 1).expect("create the topic");
     let mut src = source(&brokers, &topic, &unique("g"), BTreeMap::new());
-    assert!(!src.caught_up().expect("caught_up"), "not caught up before an assignment");
+    assert!(
+        !src.caught_up().expect("caught_up"),
+        "not caught up before an assignment"
+    );
     assert!(drain(&mut src).is_empty(), "an empty topic");
     send(&brokers, &topic, 250);
     // More messages exist now: not caught up until all 250 are read.
@@ -150,22 +163,42 @@ fn a_second_member_takes_partitions_and_the_first_hears_of_it() {
     let deadline = Instant::now() + Duration::from_secs(60);
     while a.assignment().len() < 3 {
         a.poll(1000, Duration::from_millis(100)).expect("poll a");
-        assert!(Instant::now() < deadline, "the first member never got the partitions");
+        assert!(
+            Instant::now() < deadline,
+            "the first member never got the partitions"
+        );
     }
     let mut b = source(&brokers, &topic, &group, BTreeMap::new());
     let mut revoked = Vec::new();
     while b.assignment().is_empty() || a.assignment().len() == 3 {
-        revoked.extend(a.poll(1000, Duration::from_millis(100)).expect("poll a").revoked);
+        revoked.extend(
+            a.poll(1000, Duration::from_millis(100))
+                .expect("poll a")
+                .revoked,
+        );
         b.poll(1000, Duration::from_millis(100)).expect("poll b");
-        assert!(Instant::now() < deadline, "the second member never got a partition");
+        assert!(
+            Instant::now() < deadline,
+            "the second member never got a partition"
+        );
     }
-    revoked.extend(a.poll(1000, Duration::from_millis(100)).expect("poll a").revoked);
-    assert!(!revoked.is_empty(), "the first member was told what it lost");
+    revoked.extend(
+        a.poll(1000, Duration::from_millis(100))
+            .expect("poll a")
+            .revoked,
+    );
+    assert!(
+        !revoked.is_empty(),
+        "the first member was told what it lost"
+    );
     let (sa, sb): (BTreeSet<_>, BTreeSet<_>) = (
         a.assignment().into_iter().collect(),
         b.assignment().into_iter().collect(),
     );
-    assert!(sa.is_disjoint(&sb), "a partition has one owner: {sa:?} {sb:?}");
+    assert!(
+        sa.is_disjoint(&sb),
+        "a partition has one owner: {sa:?} {sb:?}"
+    );
 }
 
 #[test]
@@ -173,7 +206,10 @@ fn unreachable_brokers_are_one_clear_error() {
     // Port 1 on localhost: nothing listens there.
     let err = KafkaSink::new("127.0.0.1:1").expect_err("no broker there");
     let msg = err.to_string();
-    assert!(msg.contains("cannot reach the brokers at 127.0.0.1:1"), "{msg}");
+    assert!(
+        msg.contains("cannot reach the brokers at 127.0.0.1:1"),
+        "{msg}"
+    );
     assert!(!msg.contains('\n'), "one line: {msg}");
 }
 
@@ -188,5 +224,8 @@ fn ensure_topics_creates_once_and_keeps_existing_topics() {
     let mut src = source(&brokers, &topic, &unique("g"), BTreeMap::new());
     let parts = by_partition(&drain(&mut src));
     assert_eq!(parts.keys().copied().collect::<Vec<_>>(), vec![0, 1]);
-    assert!(ensure_topics(&brokers, &[&topic], 0).is_err(), "zero partitions is refused");
+    assert!(
+        ensure_topics(&brokers, &[&topic], 0).is_err(),
+        "zero partitions is refused"
+    );
 }

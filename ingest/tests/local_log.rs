@@ -19,7 +19,11 @@ use std::time::Duration;
 /// A valid event line with id number `i`, on day `day` (0..3) of March 2024, source by parity.
 fn valid(i: u32) -> String {
     let day = 4 + (i % 3);
-    let source = if i % 2 == 0 { "milano-020202" } else { "melzo-1000giorni" };
+    let source = if i.is_multiple_of(2) {
+        "milano-020202"
+    } else {
+        "melzo-1000giorni"
+    };
     format!(
         r#"{{"event_id":"00000000-0000-4000-8000-{i:012x}","type":"call.received","v":1,"at":"2024-03-{day:02}T10:00:00+01:00","source":"{source}","contact_id":"c-{i}","family":"{:016x}","ivr_path":"4-3"}}"#,
         0xabc0_0000_u64 + u64::from(i % 17)
@@ -37,10 +41,16 @@ fn bad_lines() -> Vec<(String, &'static str)> {
         v.push((format!("{{not json {i}"), "not_json"));
     }
     for i in 0..3 {
-        v.push((valid(900_000 + i).replace("\"family\":\"0000", "\"family\":\"XYZ0"), "bad_family"));
+        v.push((
+            valid(900_000 + i).replace("\"family\":\"0000", "\"family\":\"XYZ0"),
+            "bad_family",
+        ));
     }
     for i in 0..2 {
-        v.push((valid(910_000 + i).replace("call.received", "call.teleported"), "unknown_type"));
+        v.push((
+            valid(910_000 + i).replace("call.received", "call.teleported"),
+            "unknown_type",
+        ));
     }
     v
 }
@@ -53,7 +63,8 @@ fn put(dir: &DataDir, lines: &[String]) {
 
 fn ingest(dir: &DataDir, max_file_bytes: usize) -> IngestSummary {
     let topics: Vec<String> = ["calls", "chats", "referrals"].map(String::from).to_vec();
-    let mut src = LocalLogSource::open(dir.log_dir(), &topics, pipeline::start_offsets(dir, "log")).unwrap();
+    let mut src =
+        LocalLogSource::open(dir.log_dir(), &topics, pipeline::start_offsets(dir, "log")).unwrap();
     let opts = IngestOptions {
         until_idle: true,
         max_file_bytes,
@@ -95,8 +106,9 @@ fn every_valid_event_once_every_bad_one_in_dead_letters() {
     assert!(ids.values().all(|&n| n == 1));
     assert!((0..300).all(|i| ids.contains_key(&id(i))));
     let counts = deadletters::counts(&dir).unwrap();
-    let expect: BTreeMap<String, u64> =
-        [("not_json", 5), ("bad_family", 3), ("unknown_type", 2)].map(|(k, v)| (k.to_string(), v)).into();
+    let expect: BTreeMap<String, u64> = [("not_json", 5), ("bad_family", 3), ("unknown_type", 2)]
+        .map(|(k, v)| (k.to_string(), v))
+        .into();
     assert_eq!(counts, expect);
 
     // Files are partitioned by source and local date: 2 sources × 3 days.
@@ -110,16 +122,25 @@ fn every_valid_event_once_every_bad_one_in_dead_letters() {
 
     // A second run finds nothing new; new lines plus old duplicates are handled.
     let s2 = ingest(&dir, 1 << 20);
-    assert_eq!((s2.events, s2.duplicates, s2.dead_letter_total()), (0, 0, 0));
+    assert_eq!(
+        (s2.events, s2.duplicates, s2.dead_letter_total()),
+        (0, 0, 0)
+    );
     let more: Vec<String> = (300..350).map(valid).chain((0..5).map(valid)).collect();
     put(&dir, &more);
     let s3 = ingest(&dir, 1 << 20);
-    assert_eq!((s3.events, s3.duplicates, s3.dead_letter_total()), (50, 5, 0));
+    assert_eq!(
+        (s3.events, s3.duplicates, s3.dead_letter_total()),
+        (50, 5, 0)
+    );
     assert_eq!(ids_once(&dir).len(), 350);
 
     // Lineage: (topic, partition, offset) is unique and dead letters do not overlap events.
     let stored = stored_events(&dir).unwrap();
-    let lin: BTreeSet<_> = stored.iter().map(|e| (e.topic.clone(), e.partition, e.offset)).collect();
+    let lin: BTreeSet<_> = stored
+        .iter()
+        .map(|e| (e.topic.clone(), e.partition, e.offset))
+        .collect();
     assert_eq!(lin.len(), stored.len());
     for d in deadletters::list(&dir, None).unwrap() {
         assert!(!lin.contains(&(d.topic.clone(), d.partition, d.offset)));
@@ -131,7 +152,10 @@ fn personal_data_is_masked_in_dead_letters() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = DataDir::new(tmp.path());
     let line = valid(1).replace("\"c-1\"", "\"+39 02 8845 6789\"");
-    put(&dir, &[line, "{\"mail\": \"mario.rossi@example.com\" broken".into()]);
+    put(
+        &dir,
+        &[line, "{\"mail\": \"mario.rossi@example.com\" broken".into()],
+    );
     let s = ingest(&dir, 1 << 20);
     assert_eq!(s.dead_letter_total(), 2);
     let snap = Snapshot::load(&dir).unwrap();
@@ -140,7 +164,10 @@ fn personal_data_is_masked_in_dead_letters() {
             for d in deadletters::from_batch(&b).unwrap() {
                 let raw = String::from_utf8_lossy(&d.raw);
                 assert!(d.redacted, "{raw}");
-                assert!(!raw.contains("8845") && !raw.contains("mario.rossi"), "{raw}");
+                assert!(
+                    !raw.contains("8845") && !raw.contains("mario.rossi"),
+                    "{raw}"
+                );
             }
         }
     }
@@ -158,7 +185,9 @@ fn recovery_rolls_forward_deletes_orphans_and_removed_files() {
     // 1. Crash after the commit, before the rename: the file is still in staging.
     std::fs::rename(dir.resolve(&f.path), dir.staging_dir().join(&f.staged)).unwrap();
     // 2. Crash before the commit: an orphan of a dead writer (no lock held).
-    let orphan = dir.staging_dir().join("0123456789abcdef0123456789abcdef-x.parquet");
+    let orphan = dir
+        .staging_dir()
+        .join("0123456789abcdef0123456789abcdef-x.parquet");
     std::fs::write(&orphan, b"half a file").unwrap();
     // A live writer's file in progress must survive.
     let live = Staging::open(&dir).unwrap();
@@ -181,10 +210,19 @@ fn recovery_rolls_forward_deletes_orphans_and_removed_files() {
     let c = compact(&dir, &CompactOptions::default()).unwrap();
     assert!(c.files_in >= 2);
     let after = Snapshot::load(&dir).unwrap();
-    let gone: Vec<_> = before.files.keys().filter(|p| !after.files.contains_key(*p)).cloned().collect();
+    let gone: Vec<_> = before
+        .files
+        .keys()
+        .filter(|p| !after.files.contains_key(*p))
+        .cloned()
+        .collect();
     assert_eq!(gone.len() as u64, c.files_in);
     // Put one removed file back, as if the delete never happened.
-    let merged = after.files.values().find(|f| !before.files.contains_key(&f.path)).unwrap();
+    let merged = after
+        .files
+        .values()
+        .find(|f| !before.files.contains_key(&f.path))
+        .unwrap();
     std::fs::copy(dir.resolve(&merged.path), dir.resolve(&gone[0])).unwrap();
     let (_, rep) = recover(&dir).unwrap();
     assert_eq!(rep.removed_deleted, 1);
@@ -203,9 +241,15 @@ fn compaction_keeps_rows_and_lineage() {
         put(&dir, &(r * 60..(r + 1) * 60).map(valid).collect::<Vec<_>>());
         ingest(&dir, 1 << 20);
     }
-    put(&dir, &bad_lines().into_iter().map(|(l, _)| l).collect::<Vec<_>>());
+    put(
+        &dir,
+        &bad_lines().into_iter().map(|(l, _)| l).collect::<Vec<_>>(),
+    );
     ingest(&dir, 1 << 20);
-    put(&dir, &bad_lines().into_iter().map(|(l, _)| l).collect::<Vec<_>>());
+    put(
+        &dir,
+        &bad_lines().into_iter().map(|(l, _)| l).collect::<Vec<_>>(),
+    );
     ingest(&dir, 1 << 20);
     let before: BTreeSet<_> = stored_events(&dir).unwrap().into_iter().collect();
     let dead_before = deadletters::list(&dir, None).unwrap();
@@ -232,7 +276,10 @@ fn compaction_keeps_rows_and_lineage() {
     }
     assert_eq!(on_disk, 7);
     // Nothing left to merge.
-    assert_eq!(compact(&dir, &CompactOptions::default()).unwrap().files_in, 0);
+    assert_eq!(
+        compact(&dir, &CompactOptions::default()).unwrap().files_in,
+        0
+    );
 }
 
 fn walk(root: &std::path::Path) -> Vec<String> {
@@ -257,9 +304,16 @@ fn replay_turns_fixed_dead_letters_into_events_once() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = DataDir::new(tmp.path());
     // 4 events dated 3 days ahead: in_future now, valid for a replay judged 5 days later.
-    let ahead = (chrono::Utc::now() + chrono::Duration::days(3)).format("%Y-%m-%dT10:00:00Z").to_string();
+    let ahead = (chrono::Utc::now() + chrono::Duration::days(3))
+        .format("%Y-%m-%dT10:00:00Z")
+        .to_string();
     let mut lines: Vec<String> = (0..4)
-        .map(|i| valid(500 + i).replace("2024-03-05T10:00:00+01:00", &ahead).replace("2024-03-04T10:00:00+01:00", &ahead).replace("2024-03-06T10:00:00+01:00", &ahead))
+        .map(|i| {
+            valid(500 + i)
+                .replace("2024-03-05T10:00:00+01:00", &ahead)
+                .replace("2024-03-04T10:00:00+01:00", &ahead)
+                .replace("2024-03-06T10:00:00+01:00", &ahead)
+        })
         .collect();
     lines.extend((0..3).map(|i| format!("not json {i}")));
     lines.extend((0..10).map(valid));
@@ -277,7 +331,10 @@ fn replay_turns_fixed_dead_letters_into_events_once() {
     assert_eq!(Snapshot::load(&dir).unwrap().seq, seq);
 
     let r = deadletters::replay_at(&dir, None, later).unwrap();
-    assert_eq!((r.examined, r.replayed, r.still_invalid, r.duplicates), (7, 4, 3, 0));
+    assert_eq!(
+        (r.examined, r.replayed, r.still_invalid, r.duplicates),
+        (7, 4, 3, 0)
+    );
     let ids = ids_once(&dir);
     assert_eq!(ids.len(), 14);
     assert!((500..504).all(|i| ids[&id(i)] == 1));
@@ -309,7 +366,7 @@ except ImportError:
 root = sys.argv[1]
 con = duckdb.connect()
 n, ids, src, days = con.execute(f"select count(*), count(distinct event_id), count(distinct source), count(distinct event_date) from read_parquet('{root}/events/**/*.parquet', hive_partitioning=true)").fetchone()
-t = con.execute(f"select typeof(at), typeof(at_local) from read_parquet('{root}/events/**/*.parquet') limit 1").fetchone()
+t = con.execute(f"select typeof(\"at\"), typeof(at_local) from read_parquet('{root}/events/**/*.parquet') limit 1").fetchone()
 first = con.execute(f"select strftime(at_local, '%Y-%m-%d %H:%M') from read_parquet('{root}/events/**/*.parquet') where event_id = '00000000-0000-4000-8000-000000000000'").fetchone()[0]
 print(n, ids, src, days, t[0], t[1], first)
 "#;
@@ -319,7 +376,11 @@ print(n, ids, src, days, t[0], t[1], first)
         .arg(tmp.path())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python} (set CULLA_PYTHON): {e}"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // 90 events, 2 sources, 3 days; event 0 is 2024-03-04 10:00 +01:00 (day 4 + 0 % 3), i.e. 10:00 in Rome.
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),

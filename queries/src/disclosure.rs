@@ -53,10 +53,11 @@ pub fn apply(
     let mut suppressed: BTreeSet<(usize, &str)> = BTreeSet::new();
     for (c, vals) in &values {
         for (r, v) in vals.iter().enumerate() {
-            if let Some(v) = v {
-                if *v > 0 && *v < min {
-                    suppressed.insert((r, c));
-                }
+            if let Some(v) = v
+                && *v > 0
+                && *v < min
+            {
+                suppressed.insert((r, c));
             }
         }
     }
@@ -73,9 +74,11 @@ pub fn apply(
                 k,
                 (0..rows)
                     .map(|i| {
-                        col.is_valid(i)
-                            .then(|| col.value(i).to_string())
-                            .unwrap_or_default()
+                        if col.is_valid(i) {
+                            col.value(i).to_string()
+                        } else {
+                            String::new()
+                        }
                     })
                     .collect(),
             );

@@ -34,6 +34,12 @@ pub enum FixtureError {
 /// Writes the events of `ndjson` (one event per line; blank lines skipped) into the data
 /// directory `dir`; returns how many events were written.
 pub fn write_ndjson(ndjson: &str, dir: &Path) -> Result<usize, FixtureError> {
+    write_ndjson_part(ndjson, dir, "part-0")
+}
+
+/// Like [`write_ndjson`], naming the files `<part>.parquet` so several chunks can be
+/// written into the same directory.
+pub fn write_ndjson_part(ndjson: &str, dir: &Path, part: &str) -> Result<usize, FixtureError> {
     let now = chrono::Utc::now();
     let mut groups: BTreeMap<(String, String), EventBatchBuilder> = BTreeMap::new();
     let mut n = 0;
@@ -62,18 +68,18 @@ pub fn write_ndjson(ndjson: &str, dir: &Path) -> Result<usize, FixtureError> {
         n += 1;
     }
     for ((source, date), mut b) in groups {
-        let part = dir
+        let pdir = dir
             .join("events")
             .join(format!("source={source}"))
             .join(format!("event_date={date}"));
         let werr = |message: String| FixtureError::Write {
-            path: part.display().to_string(),
+            path: pdir.display().to_string(),
             message,
         };
-        std::fs::create_dir_all(&part).map_err(|e| werr(e.to_string()))?;
+        std::fs::create_dir_all(&pdir).map_err(|e| werr(e.to_string()))?;
         let batch = b.finish().map_err(|e| werr(e.to_string()))?;
-        let file =
-            std::fs::File::create(part.join("part-0.parquet")).map_err(|e| werr(e.to_string()))?;
+        let file = std::fs::File::create(pdir.join(format!("{part}.parquet")))
+            .map_err(|e| werr(e.to_string()))?;
         let mut w =
             ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| werr(e.to_string()))?;
         w.write(&batch).map_err(|e| werr(e.to_string()))?;

@@ -795,13 +795,13 @@ fn referral(
             t = next_working(t + rng.range(3 * HOUR, 2 * DAY), 5, 9, 17) + rng.range(0, 50 * MIN);
         }
     }
-    if let (Some(r), None) = (reached_at, attended) {
-        if rng.chance(0.40) {
-            let at = r + rng.range(5 * MIN, 20 * MIN);
-            let a = appointment(rng, em, id, &referral_id, &service, at, &mut appt_no);
-            last = last.max(a.0);
-            attended = Some(a.1);
-        }
+    if let (Some(r), None) = (reached_at, attended)
+        && rng.chance(0.40)
+    {
+        let at = r + rng.range(5 * MIN, 20 * MIN);
+        let a = appointment(rng, em, id, &referral_id, &service, at, &mut appt_no);
+        last = last.max(a.0);
+        attended = Some(a.1);
     }
     // Closing, weeks later; some referrals stay open.
     if rng.chance(0.12) {

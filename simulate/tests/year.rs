@@ -212,7 +212,10 @@ fn families_call_again_and_some_move() {
     }
     let three_in_30 = by_family
         .values()
-        .filter(|v| v.windows(3).any(|w| w[2] - w[0] <= chrono::TimeDelta::days(30)))
+        .filter(|v| {
+            v.windows(3)
+                .any(|w| w[2] - w[0] <= chrono::TimeDelta::days(30))
+        })
         .count();
     assert!(repeaters > 500, "{repeaters} families with 2+ contacts");
     assert!(

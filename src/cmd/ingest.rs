@@ -90,7 +90,12 @@ pub struct IngestArgs {
     #[arg(long, env = "CULLA_GROUP", default_value = "culla-ingest")]
     pub group: String,
     /// Topics to read, comma-separated.
-    #[arg(long, env = "CULLA_TOPICS", value_delimiter = ',', default_value = "calls,chats,referrals")]
+    #[arg(
+        long,
+        env = "CULLA_TOPICS",
+        value_delimiter = ',',
+        default_value = "calls,chats,referrals"
+    )]
     pub topics: Vec<String>,
     /// Exit once everything on the log is read and committed (batch mode).
     #[arg(long, env = "CULLA_UNTIL_IDLE")]
@@ -110,7 +115,10 @@ fn stop_on_signal() -> Arc<AtomicBool> {
     let spawned = std::thread::Builder::new()
         .name("culla-signals".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     tracing::warn!("cannot watch for Ctrl-C: {e}");
@@ -150,7 +158,12 @@ pub fn run_ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--max-file-mb and --flush-secs must be positive numbers");
     }
     let dir = DataDir::new(&a.data);
-    let topics: Vec<String> = a.topics.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
+    let topics: Vec<String> = a
+        .topics
+        .iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
     let opts = IngestOptions {
         max_file_bytes: (a.max_file_mb * 1024.0 * 1024.0) as usize,
         flush_interval: Duration::from_secs_f64(a.flush_secs),
@@ -231,12 +244,19 @@ pub fn run_deadletters(a: DeadLettersArgs) -> anyhow::Result<ExitCode> {
             }
             writeln!(out, "{:<16} {total:>10}", "total")?;
         }
-        DeadLettersCommand::List { data, reason: Some(r) } => {
+        DeadLettersCommand::List {
+            data,
+            reason: Some(r),
+        } => {
             let rows = deadletters::list(&DataDir::new(&data), Some(&r))?;
             writeln!(out, "topic\tpartition\toffset\treason\tdetail")?;
             for d in &rows {
                 let redacted = if d.redacted { " [redacted]" } else { "" };
-                writeln!(out, "{}\t{}\t{}\t{}\t{}{redacted}", d.topic, d.partition, d.offset, d.reason, d.detail)?;
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}{redacted}",
+                    d.topic, d.partition, d.offset, d.reason, d.detail
+                )?;
             }
             eprintln!("{} dead letters with reason {r}", rows.len());
         }

@@ -182,7 +182,12 @@ fn emit(batch: &culla_queries::RecordBatch, out: &OutArgs) -> anyhow::Result<()>
                 bail!("Parquet is binary: give --out FILE (or redirect standard output)");
             }
             let mut lock = stdout.lock();
-            write(batch, out.format, &mut lock)?;
+            match write(batch, out.format, &mut lock) {
+                // A closed pipe (`| head`) is the reader's choice, not an error.
+                Err(culla_queries::WriteError::Io(e))
+                    if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                r => r?,
+            }
             lock.flush().ok();
         }
     }

@@ -255,12 +255,12 @@ pub async fn register_tables(ctx: &SessionContext, data: &Path) -> Result<()> {
 
 /// Resolves the options against the data: the period bounds and the as-of instant.
 pub async fn resolve_scope(ctx: &SessionContext, opts: &ProjectionOptions) -> Result<Scope> {
-    if let (Some(f), Some(t)) = (opts.from, opts.to) {
-        if f > t {
-            return Err(Error::Invalid(format!(
-                "the period starts ({f}) after it ends ({t})"
-            )));
-        }
+    if let (Some(f), Some(t)) = (opts.from, opts.to)
+        && f > t
+    {
+        return Err(Error::Invalid(format!(
+            "the period starts ({f}) after it ends ({t})"
+        )));
     }
     if !(opts.callback_target_hours.is_finite() && opts.callback_target_hours > 0.0) {
         return Err(Error::Invalid(format!(
