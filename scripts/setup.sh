@@ -41,4 +41,4 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 "$_here/broker.sh" install
-export CULLA_TANSU="$("$_here/broker.sh" path)"
+export CULLA_TANSU="${CULLA_TANSU_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/culla/tansu-0.6.0}/bin/tansu"

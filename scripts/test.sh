@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 
-port="${CULLA_TEST_PORT:-19092}"
+# A free port unless one is asked for, so a broker already running here is left alone.
+port="${CULLA_TEST_PORT:-$("$CULLA_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 broker_dir="$(mktemp -d "${TMPDIR:-/tmp}/culla-broker.XXXXXX")"
 stop_broker() { scripts/broker.sh stop --dir "$broker_dir" || true; rm -rf "$broker_dir"; }
 trap stop_broker EXIT

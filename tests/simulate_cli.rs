@@ -19,7 +19,15 @@ fn same_seed_same_output_to_stdout_and_to_a_file() {
     assert_ne!(a.stdout, c.stdout);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("y.ndjson");
-    let out = culla(&["simulate", "--contacts", "300", "--seed", "3", "--out", path.to_str().expect("path")]);
+    let out = culla(&[
+        "simulate",
+        "--contacts",
+        "300",
+        "--seed",
+        "3",
+        "--out",
+        path.to_str().expect("path"),
+    ]);
     assert!(out.status.success());
     assert_eq!(std::fs::read(&path).expect("read"), a.stdout);
     // The summary on stderr counts the contacts: 300 requested.
@@ -42,9 +50,24 @@ fn simulated_bad_lines_are_caught_by_validate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("dirty.ndjson");
     let p = path.to_str().expect("path");
-    let sim = culla(&["simulate", "--contacts", "200", "--bad-rate", "0.1", "--out", p]);
+    let sim = culla(&[
+        "simulate",
+        "--contacts",
+        "200",
+        "--bad-rate",
+        "0.1",
+        "--out",
+        p,
+    ]);
     assert!(sim.status.success());
-    let v = culla(&["validate", "--format", "json", "--now", "2026-11-23T10:00:00Z", p]);
+    let v = culla(&[
+        "validate",
+        "--format",
+        "json",
+        "--now",
+        "2026-11-23T10:00:00Z",
+        p,
+    ]);
     assert_eq!(v.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&v.stdout).expect("json report");
     let by_reason = report["by_reason"].as_object().expect("by_reason");
@@ -52,7 +75,10 @@ fn simulated_bad_lines_are_caught_by_validate() {
     // The simulator's own count of malformed lines (stderr) equals validate's.
     let stderr = String::from_utf8_lossy(&sim.stderr);
     let invalid = report["invalid"].as_u64().expect("invalid");
-    assert!(stderr.contains(&format!("{invalid} malformed lines")), "{stderr} vs {invalid}");
+    assert!(
+        stderr.contains(&format!("{invalid} malformed lines")),
+        "{stderr} vs {invalid}"
+    );
 }
 
 #[test]
@@ -78,7 +104,10 @@ fn survey_has_the_documented_header_and_rows() {
         assert_eq!(cells.len(), 20);
         assert_eq!(cells[0], (i + 1).to_string());
         assert!(["", "pregnancy", "0-12m", "12-36m"].contains(&cells[1]));
-        assert!(cells[2..19].iter().all(|c| ["", "yes", "no"].contains(c)), "{l}");
+        assert!(
+            cells[2..19].iter().all(|c| ["", "yes", "no"].contains(c)),
+            "{l}"
+        );
     }
 }
 
@@ -87,7 +116,10 @@ fn a_bad_option_is_one_clear_line() {
     let out = culla(&["simulate", "--source", "roma"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with("culla: unknown source \"roma\""), "{stderr}");
+    assert!(
+        stderr.starts_with("culla: unknown source \"roma\""),
+        "{stderr}"
+    );
     let help = culla(&["simulate", "--help"]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("Examples:"));
 }

@@ -18,7 +18,12 @@ fn culla(args: &[&str], stdin: Option<&[u8]>) -> Output {
         .spawn()
         .expect("run culla");
     if let Some(input) = stdin {
-        child.stdin.take().expect("stdin").write_all(input).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
     }
     drop(child.stdin.take());
     child.wait_with_output().expect("wait for culla")
@@ -45,7 +50,9 @@ fn valid(i: usize) -> String {
             r#"{{{head},"type":"family.profiled","territory":{{"comune":"015146","nil":{},"municipio":3}},"single_parent":true}}"#,
             1 + i % 88
         ),
-        _ => format!(r#"{{{head},"type":"referral.closed","referral_id":"r-{i}","outcome":"declined"}}"#),
+        _ => format!(
+            r#"{{{head},"type":"referral.closed","referral_id":"r-{i}","outcome":"declined"}}"#
+        ),
     }
 }
 
@@ -59,21 +66,34 @@ fn malformed(k: usize) -> (Vec<u8>, &'static str) {
             b.insert(20, 0xC3); // a lone UTF-8 lead byte followed by ASCII
             (b, "not_utf8")
         }
-        1 => (v[..v.len() - 10].as_bytes().to_vec(), "not_json"),
+        1 => (v.as_bytes()[..v.len() - 10].to_vec(), "not_json"),
         2 => (format!("\"{k}\"").into_bytes(), "not_object"),
         3 => (swap(r#""type":""#, r#""type":"x."#), "unknown_type"),
         4 => (swap(r#""v":1"#, r#""v":3"#), "bad_version"),
         5 => (swap(r#""source":"milano-020202","#, ""), "missing_field"),
-        6 => (swap(r#""contact_id":"mi-2024"#, r#""contact_id":7,"x":"mi-2024"#), "wrong_type"),
-        7 => (swap(r#""source":"milano-020202""#, r#""source":"MILANO""#), "bad_value"),
+        6 => (
+            swap(r#""contact_id":"mi-2024"#, r#""contact_id":7,"x":"mi-2024"#),
+            "wrong_type",
+        ),
+        7 => (
+            swap(r#""source":"milano-020202""#, r#""source":"MILANO""#),
+            "bad_value",
+        ),
         8 => (swap(r#""event_id":""#, r#""event_id":"z"#), "bad_event_id"),
-        9 => (swap(r#""family":""#, r#""family":"3471234567-"#), "bad_family"),
+        9 => (
+            swap(r#""family":""#, r#""family":"3471234567-"#),
+            "bad_family",
+        ),
         10 => (
             swap(r#""v":1"#, r#""v":1,"callback_number":"+39 000 000 0000""#),
             "personal_data",
         ),
         11 => {
-            let offset = if v.contains("+01:00\"") { "+01:00\"" } else { "+02:00\"" };
+            let offset = if v.contains("+01:00\"") {
+                "+01:00\""
+            } else {
+                "+02:00\""
+            };
             (swap(offset, "\""), "no_offset")
         }
         _ => (swap(r#""at":"2024"#, r#""at":"2013"#), "too_old"),
@@ -106,7 +126,10 @@ fn reports_all_100_malformed_lines_and_no_valid_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("mixed.ndjson");
     std::fs::write(&path, &file).expect("write");
-    let out = culla(&["validate", "--now", NOW, path.to_str().expect("utf-8 path")], None);
+    let out = culla(
+        &["validate", "--now", NOW, path.to_str().expect("utf-8 path")],
+        None,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     let reported: Vec<(usize, String, String)> = stdout
@@ -114,7 +137,10 @@ fn reports_all_100_malformed_lines_and_no_valid_line() {
         .filter_map(|l| l.strip_prefix("line "))
         .map(|l| {
             let mut parts = l.splitn(3, ": ");
-            let n = parts.next().and_then(|n| n.parse().ok()).expect("line number");
+            let n = parts
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("line number");
             let reason = parts.next().expect("reason").to_string();
             let message = parts.next().expect("message").to_string();
             (n, reason, message)
@@ -127,7 +153,9 @@ fn reports_all_100_malformed_lines_and_no_valid_line() {
     }
     let valid_lines = line - 100;
     assert!(
-        stdout.contains(&format!("{line} lines: {valid_lines} valid, 100 invalid, 0 blank")),
+        stdout.contains(&format!(
+            "{line} lines: {valid_lines} valid, 100 invalid, 0 blank"
+        )),
         "{stdout}"
     );
 }
@@ -144,7 +172,10 @@ fn hand_built_valid_lines_are_valid() {
     let out = culla(&["validate", "--now", NOW, "-"], Some(file.as_bytes()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("51 lines: 50 valid, 0 invalid, 1 blank"), "{stdout}");
+    assert!(
+        stdout.contains("51 lines: 50 valid, 0 invalid, 1 blank"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -155,7 +186,16 @@ fn json_format_and_long_lines() {
     input.extend_from_slice(b"\r\n");
     input.extend_from_slice(b"\xff\xfe\n");
     let out = culla(
-        &["validate", "--now", NOW, "--format", "json", "--max-line-bytes", "1000", "-"],
+        &[
+            "validate",
+            "--now",
+            NOW,
+            "--format",
+            "json",
+            "--max-line-bytes",
+            "1000",
+            "-",
+        ],
         Some(&input),
     );
     assert_eq!(out.status.code(), Some(1));
@@ -174,6 +214,9 @@ fn a_missing_file_is_one_clear_line() {
     let out = culla(&["validate", "/nonexistent/events.ndjson"], None);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with("culla: cannot open /nonexistent/events.ndjson"), "{stderr}");
+    assert!(
+        stderr.starts_with("culla: cannot open /nonexistent/events.ndjson"),
+        "{stderr}"
+    );
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }

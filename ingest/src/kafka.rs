@@ -44,6 +44,12 @@ pub const DEFAULT_PARTITIONS: i32 = 3;
 /// How long a metadata, watermark or admin request may take before it is an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Records a resumed partition is read again before its start offset (and dropped), so
+/// that a broker that serves only whole batches from their first offset (tansu 0.6.0)
+/// still returns the batch holding the start offset. librdkafka's producers put at most
+/// 10,000 records in a batch (`batch.num.messages`).
+const REWIND: i64 = 10_000;
+
 /// How often librdkafka reports the high watermarks the reader needs for `caught_up`.
 const STATS_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -290,7 +296,11 @@ impl ConsumerContext for SourceContext {
                 let mut failure = None;
                 for (topic, partition) in parts {
                     let start = (self.start_offsets)(&topic, partition);
-                    let offset = start.map_or(Offset::Beginning, Offset::Offset);
+                    // Seek a little before the start and drop what precedes it in `poll`:
+                    // tansu 0.6.0 skips the whole batch holding a mid-batch fetch offset.
+                    let offset = start.map_or(Offset::Beginning, |o| {
+                        Offset::Offset(o.saturating_sub(REWIND).max(0))
+                    });
                     if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
                         failure = Some(format!("cannot seek {topic}/{partition}: {e}"));
                     }
@@ -348,6 +358,9 @@ pub struct KafkaSource {
     brokers: String,
     /// Next offset to read per assigned partition, as far as this reader knows.
     next: BTreeMap<(String, i32), Option<i64>>,
+    /// Start offsets of the partitions resumed from the manifest: earlier messages
+    /// (read because of [`REWIND`]) are dropped.
+    floors: Vec<(String, i32, i64)>,
     /// The context generation `next` was built for.
     generation: u64,
 }
@@ -414,17 +427,37 @@ impl KafkaSource {
             consumer,
             brokers: cfg.brokers,
             next: BTreeMap::new(),
+            floors: Vec::new(),
             generation: 0,
         })
     }
 
-    /// Rebuilds `next` from the current assignment after a rebalance.
+    /// Rebuilds `next` and `floors` from the current assignment after a rebalance.
     fn sync_assignment(&mut self) {
-        let generation = self.consumer.context().generation.load(Ordering::SeqCst);
-        if generation != self.generation {
-            self.next = self.consumer.context().state().partitions.clone();
-            self.generation = generation;
-        }
+        resync(
+            self.consumer.context(),
+            &mut self.next,
+            &mut self.floors,
+            &mut self.generation,
+        );
+    }
+}
+
+/// Rebuilds a reader's view of its assignment if a rebalance happened since `seen`.
+fn resync(
+    ctx: &SourceContext,
+    next: &mut BTreeMap<(String, i32), Option<i64>>,
+    floors: &mut Vec<(String, i32, i64)>,
+    seen: &mut u64,
+) {
+    let generation = ctx.generation.load(Ordering::SeqCst);
+    if generation != *seen {
+        *next = ctx.state().partitions.clone();
+        *floors = next
+            .iter()
+            .filter_map(|((t, p), start)| start.map(|o| (t.clone(), *p, o)))
+            .collect();
+        *seen = generation;
     }
 }
 
@@ -437,6 +470,7 @@ impl EventSource for KafkaSource {
         let deadline = Instant::now() + timeout;
         let mut messages: Vec<Message> = Vec::with_capacity(max.min(8192));
         let ctx_generation = |s: &Self| s.consumer.context().generation.load(Ordering::SeqCst);
+        self.sync_assignment();
         let mut batch_generation = ctx_generation(self);
         while messages.len() < max {
             // Block only until the first message; then take what is already fetched.
@@ -451,9 +485,19 @@ impl EventSource for KafkaSource {
                 // A rebalance ran inside this poll: everything read before it belongs to
                 // a revoked assignment and is re-read from the manifest's offsets.
                 messages.clear();
-                batch_generation = generation;
+                resync(
+                    self.consumer.context(),
+                    &mut self.next,
+                    &mut self.floors,
+                    &mut self.generation,
+                );
+                batch_generation = self.generation;
             }
             match polled {
+                Some(Ok(m))
+                    if self.floors.iter().any(|(t, p, o)| {
+                        *p == m.partition() && m.offset() < *o && t == m.topic()
+                    }) => {}
                 Some(Ok(m)) => messages.push(Message {
                     topic: m.topic().to_string(),
                     partition: m.partition(),
@@ -541,6 +585,7 @@ impl EventSource for KafkaSource {
                 .fetch_watermarks(topic, *partition, REQUEST_TIMEOUT)
                 .map_err(|e| kafka_err(format!("cannot read the end of {topic}/{partition}"), e))?;
             if next.unwrap_or(low).max(low) < fetched.max(listed) {
+                tracing::debug!(topic, partition, ?next, low, fetched, listed, "not caught up");
                 return Ok(false);
             }
         }

@@ -219,12 +219,11 @@ pub fn read_commits(dir: &DataDir) -> Result<Vec<Commit>> {
         let entry = entry.map_err(io_err("list", &mdir))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if let Some(stem) = name.strip_suffix(".json") {
-            if stem.len() == 20 {
-                if let Ok(seq) = stem.parse::<u64>() {
-                    names.push((seq, entry.path()));
-                }
-            }
+        if let Some(stem) = name.strip_suffix(".json")
+            && stem.len() == 20
+            && let Ok(seq) = stem.parse::<u64>()
+        {
+            names.push((seq, entry.path()));
         }
     }
     names.sort();

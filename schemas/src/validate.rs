@@ -181,11 +181,11 @@ fn json_kind(v: &Value) -> &'static str {
 pub fn from_object(mut obj: Map<String, Value>, now: DateTime<Utc>) -> Result<Event, Invalid> {
     // Producers that nest the payload under "payload" are accepted too: its fields are
     // lifted beside the envelope (envelope fields win).
-    if let Some(Value::Object(_)) = obj.get("payload") {
-        if let Some(Value::Object(inner)) = obj.remove("payload") {
-            for (k, v) in inner {
-                obj.entry(k).or_insert(v);
-            }
+    if let Some(Value::Object(_)) = obj.get("payload")
+        && let Some(Value::Object(inner)) = obj.remove("payload")
+    {
+        for (k, v) in inner {
+            obj.entry(k).or_insert(v);
         }
     }
     let f = Fields(&obj);
@@ -418,8 +418,10 @@ fn parse_profile(f: &Fields) -> Result<Profile, Invalid> {
         Some(Value::Object(t)) => {
             let tf = Fields(t);
             let comune = tf.opt_str("comune")?.map(str::to_string);
-            if let Some(c) = &comune {
-                if c.len() != 6 || !c.bytes().all(|b| b.is_ascii_digit()) {
+            if let Some(c) = &comune
+                && (c.len() != 6 || !c.bytes().all(|b| b.is_ascii_digit()))
+            {
+                {
                     return Err(Invalid::field(
                         Reason::BadValue,
                         "territory.comune",
@@ -438,8 +440,10 @@ fn parse_profile(f: &Fields) -> Result<Profile, Invalid> {
         Some(other) => return Err(wrong("territory", "an object", other)),
     };
     let language = f.opt_str("language")?.map(str::to_string);
-    if let Some(l) = &language {
-        if l.len() != 2 || !l.bytes().all(|b| b.is_ascii_lowercase()) {
+    if let Some(l) = &language
+        && (l.len() != 2 || !l.bytes().all(|b| b.is_ascii_lowercase()))
+    {
+        {
             return Err(Invalid::field(
                 Reason::BadValue,
                 "language",

@@ -100,12 +100,12 @@ fn contacts_per_nil_follow_births() {
     // Latest NIL of each family from its profiles (by `at`).
     let mut nil_of: BTreeMap<&str, (DateTime<FixedOffset>, Option<i32>)> = BTreeMap::new();
     for e in EVENTS.iter() {
-        if let Payload::FamilyProfiled(p) = &e.payload {
-            if let Some(t) = &p.territory {
-                let entry = nil_of.entry(&e.family).or_insert((e.at, t.nil));
-                if e.at >= entry.0 {
-                    *entry = (e.at, t.nil);
-                }
+        if let Payload::FamilyProfiled(p) = &e.payload
+            && let Some(t) = &p.territory
+        {
+            let entry = nil_of.entry(&e.family).or_insert((e.at, t.nil));
+            if e.at >= entry.0 {
+                *entry = (e.at, t.nil);
             }
         }
     }
@@ -224,10 +224,10 @@ fn families_call_again_and_some_move() {
     );
     let mut territories: BTreeMap<&str, BTreeSet<Option<i32>>> = BTreeMap::new();
     for e in EVENTS.iter() {
-        if let Payload::FamilyProfiled(p) = &e.payload {
-            if let Some(t) = &p.territory {
-                territories.entry(&e.family).or_default().insert(t.nil);
-            }
+        if let Payload::FamilyProfiled(p) = &e.payload
+            && let Some(t) = &p.territory
+        {
+            territories.entry(&e.family).or_default().insert(t.nil);
         }
     }
     assert!(

@@ -75,7 +75,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 }
                 valid += 1;
                 let is_contact = |pat: &[u8]| l.bytes.windows(pat.len()).any(|w| w == pat);
-                if is_contact(br#""type":"call.received""#) || is_contact(br#""type":"chat.opened""#) {
+                if is_contact(br#""type":"call.received""#)
+                    || is_contact(br#""type":"chat.opened""#)
+                {
                     contacts += 1;
                 }
             } else {

@@ -42,7 +42,12 @@ pub struct Args {
     #[arg(env = "CULLA_VALIDATE_FILE")]
     pub file: PathBuf,
     /// Report format: `text` or `json`.
-    #[arg(long, value_enum, env = "CULLA_VALIDATE_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        value_enum,
+        env = "CULLA_VALIDATE_FORMAT",
+        default_value = "text"
+    )]
     pub format: Format,
     /// Judge "more than a day in the future" against this instant (RFC 3339) instead of now.
     #[arg(long, env = "CULLA_NOW")]
@@ -85,7 +90,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             Some(t) => t,
         };
         lines += 1;
-        let b = if too_long { None } else { Some(trim_newline(&buf)) };
+        let b = if too_long {
+            None
+        } else {
+            Some(trim_newline(&buf))
+        };
         let result = match b {
             None => Err(Bad {
                 line: lines,
