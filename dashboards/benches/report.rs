@@ -11,12 +11,17 @@ use culla_dashboards::report::{ReportOptions, generate};
 use std::time::Instant;
 
 fn main() {
-    let year: i32 = std::env::var("CULLA_BENCH_YEAR").ok().and_then(|y| y.parse().ok()).unwrap_or(2024);
+    let year: i32 = std::env::var("CULLA_BENCH_YEAR")
+        .ok()
+        .and_then(|y| y.parse().ok())
+        .unwrap_or(2024);
     let tmp = tempfile::tempdir().expect("temporary folder");
     let data = match std::env::var_os("CULLA_BENCH_DATA") {
         Some(d) => std::path::PathBuf::from(d),
         None => {
-            let contacts = std::env::var("CULLA_BENCH_CONTACTS").ok().and_then(|c| c.parse().ok());
+            let contacts = std::env::var("CULLA_BENCH_CONTACTS")
+                .ok()
+                .and_then(|c| c.parse().ok());
             let cfg = culla_simulate::SimConfig {
                 year,
                 seed: 7,
@@ -25,9 +30,18 @@ fn main() {
             };
             let started = Instant::now();
             let lines = culla_simulate::simulate(&cfg);
-            let w = culla_dashboards::fixture::write_events(tmp.path(), lines.iter().map(|l| l.bytes.as_slice()), "bench")
-                .expect("fixture data");
-            eprintln!("fixture: {} events in {} files, {:.2} s", w.events, w.files, started.elapsed().as_secs_f64());
+            let w = culla_dashboards::fixture::write_events(
+                tmp.path(),
+                lines.iter().map(|l| l.bytes.as_slice()),
+                "bench",
+            )
+            .expect("fixture data");
+            eprintln!(
+                "fixture: {} events in {} files, {:.2} s",
+                w.events,
+                w.files,
+                started.elapsed().as_secs_f64()
+            );
             tmp.path().to_path_buf()
         }
     };

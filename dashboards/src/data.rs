@@ -75,7 +75,12 @@ impl Table {
         let Some(first) = batches.first() else {
             return Ok(t);
         };
-        t.columns = first.schema().fields().iter().map(|f| f.name().clone()).collect();
+        t.columns = first
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         for batch in batches {
             let mut cols: Vec<Vec<Cell>> = Vec::with_capacity(batch.num_columns());
             for col in batch.columns() {
@@ -143,7 +148,11 @@ fn column_cells(col: &dyn Array) -> Result<Vec<Cell>> {
             let c = cast(col, &DataType::Int64).map_err(|e| Error::Arrow(e.to_string()))?;
             let a = c.as_primitive::<Int64Type>();
             for i in 0..n {
-                out.push(if a.is_null(i) { Cell::Null } else { Cell::Int(a.value(i)) });
+                out.push(if a.is_null(i) {
+                    Cell::Null
+                } else {
+                    Cell::Int(a.value(i))
+                });
             }
         }
         DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(_, _) => {
@@ -219,11 +228,16 @@ pub async fn fetch(name: &str, req: &Request) -> Result<Table> {
 
 /// Runs several named queries on one opening of the data, disclosure control on.
 pub async fn fetch_many(names: &[&str], req: &Request) -> Result<Vec<Table>> {
-    let batches = culla_queries::run_many(names, &req.params()).await.map_err(|e| Error::Query {
-        name: names.join(", "),
-        message: e.to_string(),
-    })?;
-    batches.iter().map(|b| Table::from_batches(std::slice::from_ref(b))).collect()
+    let batches = culla_queries::run_many(names, &req.params())
+        .await
+        .map_err(|e| Error::Query {
+            name: names.join(", "),
+            message: e.to_string(),
+        })?;
+    batches
+        .iter()
+        .map(|b| Table::from_batches(std::slice::from_ref(b)))
+        .collect()
 }
 
 /// The headline figures of a period, counted once over the whole period (not summed
@@ -311,7 +325,9 @@ pub async fn summary(req: &Request) -> Result<Summary> {
         name: "summary".into(),
         message: e,
     };
-    let year = req.year.unwrap_or_else(|| chrono::Datelike::year(&chrono::Utc::now()));
+    let year = req
+        .year
+        .unwrap_or_else(|| chrono::Datelike::year(&chrono::Utc::now()));
     let opts = culla_transform::ProjectionOptions {
         from: chrono::NaiveDate::from_ymd_opt(year, 1, 1),
         to: chrono::NaiveDate::from_ymd_opt(year, 12, 31),
@@ -319,7 +335,9 @@ pub async fn summary(req: &Request) -> Result<Summary> {
         ..Default::default()
     };
     let _lock = culla_transform::read_lock(&req.data).map_err(|e| q(e.to_string()))?;
-    let ctx = culla_transform::open(&req.data, &opts).await.map_err(|e| q(e.to_string()))?;
+    let ctx = culla_transform::open(&req.data, &opts)
+        .await
+        .map_err(|e| q(e.to_string()))?;
     let batches = ctx
         .sql(SUMMARY_SQL)
         .await

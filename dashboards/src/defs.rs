@@ -108,8 +108,16 @@ pub fn parse(text: &str, file: &str) -> Result<Dashboard> {
 
 /// Checks a dashboard against the query names of the registry; the error is one sentence.
 pub fn validate(d: &Dashboard, known_queries: &[&str]) -> std::result::Result<(), String> {
-    if d.name.is_empty() || !d.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-        return Err(format!("dashboard name {:?} must be lowercase letters, digits and '-'", d.name));
+    if d.name.is_empty()
+        || !d
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(format!(
+            "dashboard name {:?} must be lowercase letters, digits and '-'",
+            d.name
+        ));
     }
     if d.panels.is_empty() {
         return Err(format!("dashboard {} has no panels", d.name));
@@ -119,11 +127,22 @@ pub fn validate(d: &Dashboard, known_queries: &[&str]) -> std::result::Result<()
         if !ids.insert(p.id.as_str()) {
             return Err(format!("two panels have the id {:?}", p.id));
         }
-        if p.id.is_empty() || !p.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(format!("panel id {:?} must be letters, digits, '-' or '_'", p.id));
+        if p.id.is_empty()
+            || !p
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "panel id {:?} must be letters, digits, '-' or '_'",
+                p.id
+            ));
         }
         if !known_queries.contains(&p.query.as_str()) {
-            return Err(format!("panel {} names the unknown query {:?}", p.id, p.query));
+            return Err(format!(
+                "panel {} names the unknown query {:?}",
+                p.id, p.query
+            ));
         }
         let need = |ok: bool, what: &str| {
             if ok {
@@ -150,7 +169,10 @@ pub fn validate(d: &Dashboard, known_queries: &[&str]) -> std::result::Result<()
 
 /// The built-in dashboards.
 pub fn builtin() -> Result<Vec<Dashboard>> {
-    BUILTIN.iter().map(|(file, text)| parse(text, file)).collect()
+    BUILTIN
+        .iter()
+        .map(|(file, text)| parse(text, file))
+        .collect()
 }
 
 /// Every `*.json` definition of a folder, sorted by file name.
@@ -192,7 +214,10 @@ mod tests {
     fn builtin_definitions_are_valid() {
         let d = builtin().unwrap();
         assert_eq!(d.len(), BUILTIN.len());
-        assert!(d.iter().any(|x| x.panels.iter().any(|p| p.chart == ChartKind::Map)));
+        assert!(
+            d.iter()
+                .any(|x| x.panels.iter().any(|p| p.chart == ChartKind::Map))
+        );
     }
 
     #[test]
@@ -200,7 +225,10 @@ mod tests {
         let text = r#"{"name":"x","title_it":"X","title_en":"X","panels":[
             {"id":"a","title_it":"A","title_en":"A","query":"drop_table_events","chart":"table"}]}"#;
         let e = parse(text, "x.json").unwrap_err().to_string();
-        assert_eq!(e, "dashboard definition x.json: panel a names the unknown query \"drop_table_events\"");
+        assert_eq!(
+            e,
+            "dashboard definition x.json: panel a names the unknown query \"drop_table_events\""
+        );
     }
 
     #[test]
@@ -213,6 +241,11 @@ mod tests {
             {"id":"a","title_it":"A","title_en":"A","query":"contacts_by_month","chart":"pie"}]}"#;
         assert!(parse(text, "x.json").is_err());
         let text = r#"{"name":"x","title_it":"X","title_en":"X","sql":"select 1","panels":[]}"#;
-        assert!(parse(text, "x.json").unwrap_err().to_string().contains("unknown field"));
+        assert!(
+            parse(text, "x.json")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown field")
+        );
     }
 }

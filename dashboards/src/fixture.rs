@@ -37,7 +37,11 @@ pub struct Written {
 
 /// Validates `lines` (NDJSON events) and commits them to the data directory `data`
 /// as new Parquet files; `tag` makes the file names unique per call.
-pub fn write_events<'a>(data: &Path, lines: impl IntoIterator<Item = &'a [u8]>, tag: &str) -> Result<Written> {
+pub fn write_events<'a>(
+    data: &Path,
+    lines: impl IntoIterator<Item = &'a [u8]>,
+    tag: &str,
+) -> Result<Written> {
     let dir = DataDir::new(data);
     let now = chrono::Utc::now();
     let mut parts: BTreeMap<(String, String), EventBatchBuilder> = BTreeMap::new();
@@ -49,7 +53,10 @@ pub fn write_events<'a>(data: &Path, lines: impl IntoIterator<Item = &'a [u8]>, 
         };
         let raw = String::from_utf8_lossy(line);
         let topic = ev.event_type().topic().as_str();
-        let key = (ev.source.clone(), event_date(&ev).format("%Y-%m-%d").to_string());
+        let key = (
+            ev.source.clone(),
+            event_date(&ev).format("%Y-%m-%d").to_string(),
+        );
         parts.entry(key).or_default().append(
             &ev,
             &raw,
@@ -69,11 +76,15 @@ pub fn write_events<'a>(data: &Path, lines: impl IntoIterator<Item = &'a [u8]>, 
         let staged = format!("fixture-{tag}-{source}-{date}.parquet");
         let staged_path = staging.join(&staged);
         let file = std::fs::File::create(&staged_path).map_err(io("create", &staged_path))?;
-        let mut writer =
-            ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| Error::Arrow(e.to_string()))?;
-        writer.write(&batch).map_err(|e| Error::Arrow(e.to_string()))?;
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), None)
+            .map_err(|e| Error::Arrow(e.to_string()))?;
+        writer
+            .write(&batch)
+            .map_err(|e| Error::Arrow(e.to_string()))?;
         writer.close().map_err(|e| Error::Arrow(e.to_string()))?;
-        let bytes = std::fs::metadata(&staged_path).map_err(io("stat", &staged_path))?.len();
+        let bytes = std::fs::metadata(&staged_path)
+            .map_err(io("stat", &staged_path))?
+            .len();
         add.push(FileEntry {
             table: TABLE_EVENTS.into(),
             path: format!("events/source={source}/event_date={date}/part-{tag}.parquet"),
@@ -82,7 +93,10 @@ pub fn write_events<'a>(data: &Path, lines: impl IntoIterator<Item = &'a [u8]>, 
             bytes,
         });
     }
-    let mut seq = Snapshot::load(&dir).map_err(|e| Error::NoData(e.to_string()))?.seq + 1;
+    let mut seq = Snapshot::load(&dir)
+        .map_err(|e| Error::NoData(e.to_string()))?
+        .seq
+        + 1;
     loop {
         let commit = Commit {
             seq,

@@ -134,18 +134,26 @@ impl Lang {
 
     /// A share cell, or `–` when missing or suppressed.
     pub fn pct_cell(self, c: &Cell) -> String {
-        c.as_f64().map(|v| self.pct(v)).unwrap_or_else(|| "–".into())
+        c.as_f64()
+            .map(|v| self.pct(v))
+            .unwrap_or_else(|| "–".into())
     }
 
     /// A decimal cell, or `–` when missing or suppressed.
     pub fn num_cell(self, c: &Cell, decimals: usize) -> String {
-        c.as_f64().map(|v| self.num(v, decimals)).unwrap_or_else(|| "–".into())
+        c.as_f64()
+            .map(|v| self.num(v, decimals))
+            .unwrap_or_else(|| "–".into())
     }
 
     /// Month label (`gen`…`dic` / `Jan`…`Dec`) of month 1–12.
     pub fn month(self, m: u32) -> &'static str {
-        const IT: [&str; 12] = ["gen", "feb", "mar", "apr", "mag", "giu", "lug", "ago", "set", "ott", "nov", "dic"];
-        const EN: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        const IT: [&str; 12] = [
+            "gen", "feb", "mar", "apr", "mag", "giu", "lug", "ago", "set", "ott", "nov", "dic",
+        ];
+        const EN: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
         let i = (m.clamp(1, 12) - 1) as usize;
         match self {
             Lang::It => IT[i],
@@ -168,12 +176,32 @@ impl Lang {
     pub fn date(self, d: chrono::NaiveDate) -> String {
         use chrono::Datelike;
         const IT: [&str; 12] = [
-            "gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio", "agosto", "settembre", "ottobre",
-            "novembre", "dicembre",
+            "gennaio",
+            "febbraio",
+            "marzo",
+            "aprile",
+            "maggio",
+            "giugno",
+            "luglio",
+            "agosto",
+            "settembre",
+            "ottobre",
+            "novembre",
+            "dicembre",
         ];
         const EN: [&str; 12] = [
-            "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-            "November", "December",
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
         ];
         let m = d.month0() as usize;
         match self {
@@ -196,7 +224,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("word.unknown", "non noto", "unknown"),
     ("word.yes", "sì", "yes"),
     ("word.no", "no", "no"),
-    ("word.show_data", "Mostra i dati del grafico", "Show the chart's data"),
+    (
+        "word.show_data",
+        "Mostra i dati del grafico",
+        "Show the chart's data",
+    ),
     ("word.source_all", "tutte le linee", "all lines"),
     // Document.
     ("doc.title", "Rapporto annuale {}", "Annual report {}"),
@@ -206,31 +238,71 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Support lines for families with children aged 0 to 3: contacts, needs and risk of isolation",
     ),
     ("doc.lines", "Linee incluse: {}", "Lines included: {}"),
-    ("doc.generated", "Dati aggiornati al {}. Documento generato con culla.", "Data as of {}. Produced with culla."),
+    (
+        "doc.generated",
+        "Dati aggiornati al {}. Documento generato con culla.",
+        "Data as of {}. Produced with culla.",
+    ),
     ("doc.toc", "Indice", "Contents"),
     ("doc.skip", "Vai al contenuto", "Skip to content"),
     // Key figures.
     ("kpi.heading", "Il {} in sintesi", "{} at a glance"),
-    ("kpi.contacts", "contatti (telefonate e chat)", "contacts (calls and chats)"),
-    ("kpi.families", "famiglie in contatto", "families in contact"),
-    ("kpi.service_level", "chiamate con risposta entro 30 secondi (obiettivo 85%)", "calls answered within 30 seconds (target 85%)"),
-    ("kpi.escalation", "contatti inviati al secondo livello", "contacts referred to the second level"),
-    ("kpi.callback", "richiamate entro 72 ore (obiettivo 95%)", "callbacks within 72 hours (target 95%)"),
-    ("kpi.unmet", "bisogni rimasti senza risposta", "needs left unmet"),
+    (
+        "kpi.contacts",
+        "contatti (telefonate e chat)",
+        "contacts (calls and chats)",
+    ),
+    (
+        "kpi.families",
+        "famiglie in contatto",
+        "families in contact",
+    ),
+    (
+        "kpi.service_level",
+        "chiamate con risposta entro 30 secondi (obiettivo 85%)",
+        "calls answered within 30 seconds (target 85%)",
+    ),
+    (
+        "kpi.escalation",
+        "contatti inviati al secondo livello",
+        "contacts referred to the second level",
+    ),
+    (
+        "kpi.callback",
+        "richiamate entro 72 ore (obiettivo 95%)",
+        "callbacks within 72 hours (target 95%)",
+    ),
+    (
+        "kpi.unmet",
+        "bisogni rimasti senza risposta",
+        "needs left unmet",
+    ),
     // Section 1.
-    ("s1.heading", "Contatti e livelli di servizio", "Contacts and service levels"),
+    (
+        "s1.heading",
+        "Contatti e livelli di servizio",
+        "Contacts and service levels",
+    ),
     (
         "s1.intro",
         "Un contatto è una telefonata ricevuta o una chat aperta. Il livello di servizio è la quota di chiamate ricevute a cui un operatore ha risposto entro 30 secondi; l'obiettivo pubblicato dal contact center 02.02.02 è l'85%.",
         "A contact is one call received or one chat opened. The service level is the share of calls received that an operator answered within 30 seconds; the target published by the 02.02.02 contact centre is 85%.",
     ),
-    ("s1.fig_volume", "Contatti per mese e canale", "Contacts by month and channel"),
+    (
+        "s1.fig_volume",
+        "Contatti per mese e canale",
+        "Contacts by month and channel",
+    ),
     (
         "s1.fig_volume_desc",
         "Grafico a barre dei contatti di ogni mese del {}, per canale. Totale dell'anno: {} contatti; mese con più contatti: {}.",
         "Bar chart of the contacts of each month of {}, by channel. Year total: {} contacts; busiest month: {}.",
     ),
-    ("s1.fig_sl", "Livello di servizio e tasso di risposta per mese", "Service level and answer rate by month"),
+    (
+        "s1.fig_sl",
+        "Livello di servizio e tasso di risposta per mese",
+        "Service level and answer rate by month",
+    ),
     (
         "s1.fig_sl_desc",
         "Grafico a linee del livello di servizio (risposta entro 30 secondi) e del tasso di risposta per mese, con la linea dell'obiettivo all'85%. Livello di servizio dell'anno: {}; mesi sopra l'obiettivo: {} su {}.",
@@ -238,27 +310,47 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("s1.target_label", "obiettivo 85%", "target 85%"),
     // Section 2.
-    ("s2.heading", "Quando chiamano le famiglie", "When families get in touch"),
+    (
+        "s2.heading",
+        "Quando chiamano le famiglie",
+        "When families get in touch",
+    ),
     (
         "s2.intro",
         "Contatti per giorno della settimana e ora (ora di Roma). L'orario di servizio è lunedì–sabato 08:00–18:00; i contatti fuori orario sono contati a parte.",
         "Contacts by day of the week and hour (Rome time). Service hours are Monday–Saturday 08:00–18:00; contacts outside them are counted as out of hours.",
     ),
-    ("s2.fig", "Contatti per giorno e ora", "Contacts by weekday and hour"),
+    (
+        "s2.fig",
+        "Contatti per giorno e ora",
+        "Contacts by weekday and hour",
+    ),
     (
         "s2.fig_desc",
         "Mappa di calore di 7 giorni per 24 ore: più scuro il colore, più contatti. Fascia più intensa: {} ore {}, {} contatti. Le celle con meno di 5 contatti sono tratteggiate.",
         "Heatmap of 7 days by 24 hours: the darker the colour, the more contacts. Busiest slot: {} at {}:00, {} contacts. Cells with fewer than 5 contacts are hatched.",
     ),
-    ("s2.out_of_hours", "Contatti fuori orario nell'anno: {} ({}).", "Contacts out of hours in the year: {} ({})."),
+    (
+        "s2.out_of_hours",
+        "Contatti fuori orario nell'anno: {} ({}).",
+        "Contacts out of hours in the year: {} ({}).",
+    ),
     // Section 3.
-    ("s3.heading", "Invii al secondo livello e richiamate", "Referrals and callbacks"),
+    (
+        "s3.heading",
+        "Invii al secondo livello e richiamate",
+        "Referrals and callbacks",
+    ),
     (
         "s3.intro",
         "Un contatto è inviato al secondo livello quando l'operatore crea una segnalazione (servizio sociale del Municipio o servizio partner). Il tempo di richiamata va dalla segnalazione alla prima richiamata in cui la famiglia è raggiunta; l'obiettivo è richiamare il 95% delle famiglie entro 72 ore.",
         "A contact is referred to the second level when the operator creates a referral (the Municipio's social service or a partner service). Time to callback runs from the referral to the first callback that reaches the family; the target is to reach 95% of families within 72 hours.",
     ),
-    ("s3.fig", "Richiamate entro 72 ore e tasso di invio per mese", "Callbacks within 72 hours and escalation rate by month"),
+    (
+        "s3.fig",
+        "Richiamate entro 72 ore e tasso di invio per mese",
+        "Callbacks within 72 hours and escalation rate by month",
+    ),
     (
         "s3.fig_desc",
         "Grafico a linee della quota di segnalazioni richiamate entro 72 ore, con l'obiettivo al 95%, e del tasso di invio al secondo livello. Quota dell'anno entro 72 ore: {}; tempo mediano di richiamata: {} ore.",
@@ -266,48 +358,92 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("s3.target_label", "obiettivo 95%", "target 95%"),
     // Section 4.
-    ("s4.heading", "Bisogni e bisogni senza risposta", "Needs and unmet needs"),
+    (
+        "s4.heading",
+        "Bisogni e bisogni senza risposta",
+        "Needs and unmet needs",
+    ),
     (
         "s4.intro",
         "Ogni bisogno espresso da una famiglia è registrato con una categoria e l'esito del primo livello. Un bisogno resta senza risposta se la risorsa manca, c'è lista d'attesa, la famiglia non ha i requisiti, la segnalazione si chiude senza servizio, la famiglia non viene richiamata entro l'obiettivo o salta l'appuntamento senza riprenotarlo.",
         "Each need a family expresses is recorded with a category and the first-level outcome. A need is unmet when no resource exists, there is a waiting list, the family is not eligible, the referral closes without a service, the family is not called back within the target, or it misses an appointment and books no other.",
     ),
-    ("s4.fig", "Bisogni e bisogni senza risposta per categoria", "Needs and unmet needs by category"),
+    (
+        "s4.fig",
+        "Bisogni e bisogni senza risposta per categoria",
+        "Needs and unmet needs by category",
+    ),
     (
         "s4.fig_desc",
         "Grafico a barre orizzontali dei bisogni registrati e di quelli senza risposta per categoria. Categoria più frequente: {} ({} bisogni); bisogni senza risposta nell'anno: {} su {}.",
         "Horizontal bar chart of needs recorded and needs unmet by category. Most frequent category: {} ({} needs); unmet needs in the year: {} of {}.",
     ),
-    ("s4.reasons", "Motivi dei bisogni senza risposta", "Why needs were left unmet"),
+    (
+        "s4.reasons",
+        "Motivi dei bisogni senza risposta",
+        "Why needs were left unmet",
+    ),
     // Section 5.
-    ("s5.heading", "Rischio di isolamento per quartiere", "Risk of isolation by neighbourhood"),
+    (
+        "s5.heading",
+        "Rischio di isolamento per quartiere",
+        "Risk of isolation by neighbourhood",
+    ),
     (
         "s5.intro",
         "Una famiglia è ad alto rischio di isolamento quando ha almeno {} dei fattori elencati sotto. Il tasso è calcolato ogni 1.000 nati vivi del quartiere (NIL) nell'anno {} (open data del Comune di Milano, ds205), con intervallo di confidenza esatto di Poisson al 95%.",
         "A family is at high risk of isolation when it has at least {} of the factors listed below. The rate is per 1,000 live births in the neighbourhood (NIL) in {} (Comune di Milano open data, ds205), with an exact 95% Poisson confidence interval.",
     ),
-    ("s5.fig", "Famiglie ad alto rischio di isolamento ogni 1.000 nati, per NIL", "High-risk families per 1,000 births, by NIL"),
+    (
+        "s5.fig",
+        "Famiglie ad alto rischio di isolamento ogni 1.000 nati, per NIL",
+        "High-risk families per 1,000 births, by NIL",
+    ),
     (
         "s5.fig_desc",
         "Mappa dei 88 Nuclei d'Identità Locale di Milano colorati per famiglie ad alto rischio di isolamento ogni 1.000 nati vivi. NIL con il tasso più alto: {} ({}). {} NIL hanno dati oscurati (meno di 5 famiglie) e sono tratteggiati.",
         "Map of Milan's 88 Nuclei d'Identità Locale coloured by high-risk families per 1,000 live births. Highest rate: {} ({}). {} NIL have suppressed data (fewer than 5 families) and are hatched.",
     ),
     ("s5.legend", "ogni 1.000 nati", "per 1,000 births"),
-    ("s5.flags", "Fattori di rischio delle famiglie in contatto", "Risk factors of the families in contact"),
-    ("s5.municipi", "Municipi: rischio di isolamento e bisogni senza risposta", "Municipi: isolation risk and unmet needs"),
+    (
+        "s5.flags",
+        "Fattori di rischio delle famiglie in contatto",
+        "Risk factors of the families in contact",
+    ),
+    (
+        "s5.municipi",
+        "Municipi: rischio di isolamento e bisogni senza risposta",
+        "Municipi: isolation risk and unmet needs",
+    ),
     ("s5.nil_table", "Tutti i NIL", "All NIL"),
     // Section 6.
-    ("s6.heading", "Confronto con l'anno precedente", "Change from the previous year"),
-    ("s6.intro", "Gli stessi indicatori nel {} e nel {}.", "The same measures in {} and {}."),
+    (
+        "s6.heading",
+        "Confronto con l'anno precedente",
+        "Change from the previous year",
+    ),
+    (
+        "s6.intro",
+        "Gli stessi indicatori nel {} e nel {}.",
+        "The same measures in {} and {}.",
+    ),
     ("s6.change", "Variazione", "Change"),
     // Section 7.
-    ("s7.heading", "Confronto con l'indagine sulle famiglie", "Comparison with the family survey"),
+    (
+        "s7.heading",
+        "Confronto con l'indagine sulle famiglie",
+        "Comparison with the family survey",
+    ),
     (
         "s7.intro",
         "Per ogni categoria di bisogno: la quota di famiglie dell'indagine che lo dichiarano ({} famiglie) e la quota di famiglie in contatto con la linea che lo hanno espresso nel {} ({} famiglie), con intervalli di Wilson al 95%. Il valore p è del test esatto di Fisher, o del chi quadrato di Pearson senza correzione quando tutte le frequenze attese sono almeno 5; le differenze sono significative se q < 0,05 dopo la correzione di Benjamini–Hochberg.",
         "For each need category: the share of surveyed families who report it ({} families) and the share of families in contact with the line who expressed it in {} ({} families), with 95% Wilson intervals. The p-value is Fisher's exact test, or Pearson's chi-square without correction when every expected count is at least 5; differences are significant when q < 0.05 after the Benjamini–Hochberg adjustment.",
     ),
-    ("s7.fig", "Quota di famiglie con il bisogno: indagine e contatti", "Share of families with the need: survey and contacts"),
+    (
+        "s7.fig",
+        "Quota di famiglie con il bisogno: indagine e contatti",
+        "Share of families with the need: survey and contacts",
+    ),
     (
         "s7.fig_desc",
         "Grafico a barre orizzontali della quota di famiglie che dichiarano ciascun bisogno nell'indagine e tra le famiglie in contatto. Differenze significative: {}.",
@@ -315,14 +451,22 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("s7.none", "nessuna", "none"),
     // Section 8.
-    ("s8.heading", "Metodo, definizioni e fonti", "Methods, definitions and sources"),
+    (
+        "s8.heading",
+        "Metodo, definizioni e fonti",
+        "Methods, definitions and sources",
+    ),
     (
         "s8.events",
         "I dati sono gli eventi registrati dalle linee (telefonate, chat, bisogni, segnalazioni, richiamate, appuntamenti), identificati solo da una chiave pseudonima della famiglia: nessun numero di telefono, nome o testo dei messaggi entra nel sistema. I periodi usano l'ora di Roma; un contatto appartiene al mese in cui è iniziato, un bisogno al mese in cui è registrato, una segnalazione al mese in cui è creata. Eventi arrivati in ritardo correggono i periodi passati.",
         "The data are the events the lines record (calls, chats, needs, referrals, callbacks, appointments), identified only by a pseudonymous family key: no phone number, name or message text enters the system. Periods use Rome time; a contact belongs to the month it started, a need to the month it was recorded, a referral to the month it was created. Late events correct past periods.",
     ),
     ("s8.defs", "Definizioni", "Definitions"),
-    ("def.contact", "Contatto: una telefonata ricevuta o una chat aperta.", "Contact: one call received or one chat opened."),
+    (
+        "def.contact",
+        "Contatto: una telefonata ricevuta o una chat aperta.",
+        "Contact: one call received or one chat opened.",
+    ),
     (
         "def.answer",
         "Tasso di risposta: chiamate con risposta / chiamate ricevute; abbandono: chiamate abbandonate / ricevute; attesa: mediana e 90° percentile dei secondi di attesa delle chiamate con risposta (percentili esatti con interpolazione lineare).",
@@ -363,19 +507,31 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Tassi per quartiere: ogni 1.000 nati vivi nell'anno nel NIL (se l'anno manca nei dati di riferimento si usa l'ultimo disponibile, indicato), con intervallo esatto di Poisson al 95%. Le famiglie senza NIL sono riportate come «non noto».",
         "Neighbourhood rates: per 1,000 live births of the year in the NIL (if the year is missing from the reference data the latest available is used, and named), with an exact 95% Poisson interval. Families without a NIL are reported as unknown.",
     ),
-    ("s8.disclosure", "Tutela della riservatezza", "Disclosure control"),
+    (
+        "s8.disclosure",
+        "Tutela della riservatezza",
+        "Disclosure control",
+    ),
     (
         "s8.disclosure_text",
         "Nessuna tabella, grafico o mappa mostra un conteggio da 1 a 4: questi valori sono oscurati e scritti «<5», insieme a una seconda cella quando un totale permetterebbe di ricavarli, e ai tassi calcolati su di essi. Lo zero non è oscurato. Le quote dell'indagine su meno di 5 famiglie sono oscurate allo stesso modo.",
         "No table, chart or map shows a count from 1 to 4: such values are suppressed and written “<5”, together with a second cell when a total would reveal them, and any rate built on them. Zero is never suppressed. Survey shares built on fewer than 5 families are suppressed the same way.",
     ),
-    ("s8.sources", "Fonti e attribuzione", "Sources and attribution"),
+    (
+        "s8.sources",
+        "Fonti e attribuzione",
+        "Sources and attribution",
+    ),
     (
         "s8.sources_text",
         "Eventi delle linee di supporto (elaborazione culla). Confini dei NIL, nati vivi e residenti per NIL: Comune di Milano, open data (dataset ds205 e strato dei NIL), licenza CC-BY 4.0.",
         "Support-line events (processed with culla). NIL boundaries, live births and residents per NIL: Comune di Milano open data (dataset ds205 and the NIL layer), licence CC-BY 4.0.",
     ),
-    ("s8.software", "Software: culla, licenza EUPL-1.2.", "Software: culla, licence EUPL-1.2."),
+    (
+        "s8.software",
+        "Software: culla, licenza EUPL-1.2.",
+        "Software: culla, licence EUPL-1.2.",
+    ),
     // Column headings.
     ("col.month", "Mese", "Month"),
     ("col.source", "Linea", "Line"),
@@ -387,16 +543,32 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("col.answered", "Con risposta", "Answered"),
     ("col.abandoned", "Abbandonate", "Abandoned"),
     ("col.answer_rate", "Tasso di risposta", "Answer rate"),
-    ("col.abandonment_rate", "Tasso di abbandono", "Abandonment rate"),
+    (
+        "col.abandonment_rate",
+        "Tasso di abbandono",
+        "Abandonment rate",
+    ),
     ("col.wait_p50", "Attesa mediana (s)", "Median wait (s)"),
     ("col.wait_p90", "Attesa 90° perc. (s)", "Wait p90 (s)"),
     ("col.service_level", "Livello di servizio", "Service level"),
     ("col.escalated", "Inviati", "Referred"),
     ("col.escalation_rate", "Tasso di invio", "Escalation rate"),
     ("col.referrals", "Segnalazioni", "Referrals"),
-    ("col.callback_p50", "Richiamata mediana (ore)", "Median callback (h)"),
-    ("col.callback_p90", "Richiamata 90° perc. (ore)", "Callback p90 (h)"),
-    ("col.callback_within", "Richiamate entro 72 ore", "Reached within 72 h"),
+    (
+        "col.callback_p50",
+        "Richiamata mediana (ore)",
+        "Median callback (h)",
+    ),
+    (
+        "col.callback_p90",
+        "Richiamata 90° perc. (ore)",
+        "Callback p90 (h)",
+    ),
+    (
+        "col.callback_within",
+        "Richiamate entro 72 ore",
+        "Reached within 72 h",
+    ),
     ("col.weekday", "Giorno", "Day"),
     ("col.hour", "Ora", "Hour"),
     ("col.category", "Categoria", "Category"),
@@ -413,7 +585,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("col.share", "Quota", "Share"),
     ("col.measure", "Indicatore", "Measure"),
     ("col.survey_share", "Indagine", "Survey"),
-    ("col.contact_share", "Famiglie in contatto", "Families in contact"),
+    (
+        "col.contact_share",
+        "Famiglie in contatto",
+        "Families in contact",
+    ),
     ("col.difference", "Differenza", "Difference"),
     ("col.test", "Test", "Test"),
     ("col.p", "p", "p"),
@@ -424,7 +600,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("series.needs", "Bisogni", "Needs"),
     ("series.unmet", "Senza risposta", "Unmet"),
     ("series.survey", "Indagine", "Survey"),
-    ("series.contact", "Famiglie in contatto", "Families in contact"),
+    (
+        "series.contact",
+        "Famiglie in contatto",
+        "Families in contact",
+    ),
     ("test.fisher", "Fisher esatto", "Fisher exact"),
     ("test.chi2", "Chi quadrato", "Chi-square"),
     // Categories, reasons, flags, channels.
@@ -442,30 +622,82 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("reason.no_resource", "Nessuna risorsa", "No resource"),
     ("reason.waiting_list", "Lista d'attesa", "Waiting list"),
     ("reason.not_eligible", "Requisiti mancanti", "Not eligible"),
-    ("reason.service_unavailable", "Servizio non disponibile", "Service unavailable"),
-    ("reason.unreachable", "Famiglia irraggiungibile", "Family unreachable"),
-    ("reason.no_callback", "Nessuna richiamata entro l'obiettivo", "No callback within target"),
-    ("reason.missed_appointment", "Appuntamento mancato", "Missed appointment"),
-    ("reason.declined", "Rifiutato dalla famiglia", "Declined by the family"),
+    (
+        "reason.service_unavailable",
+        "Servizio non disponibile",
+        "Service unavailable",
+    ),
+    (
+        "reason.unreachable",
+        "Famiglia irraggiungibile",
+        "Family unreachable",
+    ),
+    (
+        "reason.no_callback",
+        "Nessuna richiamata entro l'obiettivo",
+        "No callback within target",
+    ),
+    (
+        "reason.missed_appointment",
+        "Appuntamento mancato",
+        "Missed appointment",
+    ),
+    (
+        "reason.declined",
+        "Rifiutato dalla famiglia",
+        "Declined by the family",
+    ),
     ("flag.single_parent", "Genitore solo", "Single parent"),
-    ("flag.no_family_network", "Nessuna rete familiare", "No family network"),
-    ("flag.language_barrier", "Barriera linguistica", "Language barrier"),
-    ("flag.arrived_last_2y", "Arrivo negli ultimi 2 anni", "Arrived in the last 2 years"),
+    (
+        "flag.no_family_network",
+        "Nessuna rete familiare",
+        "No family network",
+    ),
+    (
+        "flag.language_barrier",
+        "Barriera linguistica",
+        "Language barrier",
+    ),
+    (
+        "flag.arrived_last_2y",
+        "Arrivo negli ultimi 2 anni",
+        "Arrived in the last 2 years",
+    ),
     ("flag.first_child", "Primo figlio", "First child"),
     ("flag.no_pediatrician", "Nessun pediatra", "No pediatrician"),
-    ("flag.psychological_need", "Bisogno psicologico", "Psychological need"),
+    (
+        "flag.psychological_need",
+        "Bisogno psicologico",
+        "Psychological need",
+    ),
     ("flag.economic_need", "Bisogno economico", "Economic need"),
-    ("flag.repeat_contacts", "Contatti ripetuti", "Repeat contacts"),
-    ("flag.high_risk", "Alto rischio (3 o più fattori)", "High risk (3 or more factors)"),
+    (
+        "flag.repeat_contacts",
+        "Contatti ripetuti",
+        "Repeat contacts",
+    ),
+    (
+        "flag.high_risk",
+        "Alto rischio (3 o più fattori)",
+        "High risk (3 or more factors)",
+    ),
     ("channel.phone", "Telefono", "Phone"),
     ("channel.whatsapp", "WhatsApp", "WhatsApp"),
     ("channel.webchat", "Chat web", "Web chat"),
     // Year-on-year measures.
     ("yoy.contacts", "Contatti", "Contacts"),
-    ("yoy.families", "Famiglie in contatto", "Families in contact"),
+    (
+        "yoy.families",
+        "Famiglie in contatto",
+        "Families in contact",
+    ),
     ("yoy.service_level", "Livello di servizio", "Service level"),
     ("yoy.escalation", "Tasso di invio", "Escalation rate"),
-    ("yoy.callback", "Richiamate entro 72 ore", "Callbacks within 72 hours"),
+    (
+        "yoy.callback",
+        "Richiamate entro 72 ore",
+        "Callbacks within 72 hours",
+    ),
     ("yoy.needs", "Bisogni registrati", "Needs recorded"),
     ("yoy.unmet", "Bisogni senza risposta", "Unmet needs"),
     // Dashboard page.
@@ -477,13 +709,29 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("dash.updated", "Aggiornato", "Updated"),
     ("dash.desc_bar", "Grafico a barre.", "Bar chart."),
     ("dash.desc_line", "Grafico a linee.", "Line chart."),
-    ("dash.desc_heat", "Mappa di calore: più scuro il colore, più alto il valore.", "Heatmap: the darker the colour, the higher the value."),
-    ("dash.desc_map", "Mappa dei NIL di Milano colorati per valore; NIL con dati:", "Map of Milan's NIL coloured by value; NIL with data:"),
+    (
+        "dash.desc_heat",
+        "Mappa di calore: più scuro il colore, più alto il valore.",
+        "Heatmap: the darker the colour, the higher the value.",
+    ),
+    (
+        "dash.desc_map",
+        "Mappa dei NIL di Milano colorati per valore; NIL con dati:",
+        "Map of Milan's NIL coloured by value; NIL with data:",
+    ),
     ("dash.desc_max", "Valore più alto:", "Highest value:"),
-    ("dash.no_municipio", "Il filtro per Municipio non si applica a questo pannello.", "The Municipio filter does not apply to this panel."),
+    (
+        "dash.no_municipio",
+        "Il filtro per Municipio non si applica a questo pannello.",
+        "The Municipio filter does not apply to this panel.",
+    ),
     ("dash.other", "Altri cruscotti", "Other dashboards"),
     ("dash.filters", "Filtri", "Filters"),
-    ("dash.live", "Si aggiorna da solo ogni 5 secondi quando arrivano nuovi dati.", "Updates itself every 5 seconds when new data arrives."),
+    (
+        "dash.live",
+        "Si aggiorna da solo ogni 5 secondi quando arrivano nuovi dati.",
+        "Updates itself every 5 seconds when new data arrives.",
+    ),
 ];
 
 #[cfg(test)]
@@ -499,7 +747,11 @@ mod tests {
             assert!(!it.trim().is_empty(), "message {id} has no Italian text");
             assert!(!en.trim().is_empty(), "message {id} has no English text");
             // Placeholders must agree, or one language would drop a number.
-            assert_eq!(it.matches("{}").count(), en.matches("{}").count(), "placeholders of {id} differ");
+            assert_eq!(
+                it.matches("{}").count(),
+                en.matches("{}").count(),
+                "placeholders of {id} differ"
+            );
         }
     }
 

@@ -59,7 +59,10 @@ fn rings_of(geometry: &serde_json::Value) -> Vec<Ring> {
     };
     let coords = &geometry["coordinates"];
     match geometry["type"].as_str() {
-        Some("Polygon") => coords.as_array().map(|rs| rs.iter().map(to_ring).collect()).unwrap_or_default(),
+        Some("Polygon") => coords
+            .as_array()
+            .map(|rs| rs.iter().map(to_ring).collect())
+            .unwrap_or_default(),
         Some("MultiPolygon") => coords
             .as_array()
             .map(|ps| {
@@ -89,8 +92,12 @@ pub fn project(geojson: &str) -> NilMap {
                 .collect()
         })
         .unwrap_or_default();
-    let (mut min_x, mut max_x, mut min_y, mut max_y) =
-        (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    let (mut min_x, mut max_x, mut min_y, mut max_y) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
     for (_, _, rings) in &features {
         for &(x, y) in rings.iter().flatten() {
             min_x = min_x.min(x);

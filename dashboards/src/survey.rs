@@ -73,7 +73,10 @@ pub fn parse_survey(text: &str, file: &str) -> Result<Survey> {
         message,
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(text.as_bytes());
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(text.as_bytes());
     let headers: Vec<String> = rdr
         .headers()
         .map_err(|e| err(1, format!("cannot read the header: {e}")))?
@@ -88,10 +91,18 @@ pub fn parse_survey(text: &str, file: &str) -> Result<Survey> {
     for c in CATEGORIES {
         match col(c) {
             Some(i) => need_cols.push((c, i)),
-            None => return Err(err(1, format!("the header has no {c} column (every need category is required)"))),
+            None => {
+                return Err(err(
+                    1,
+                    format!("the header has no {c} column (every need category is required)"),
+                ));
+            }
         }
     }
-    let flag_cols: Vec<(&str, usize)> = FLAG_COLUMNS.iter().filter_map(|c| Some((*c, col(c)?))).collect();
+    let flag_cols: Vec<(&str, usize)> = FLAG_COLUMNS
+        .iter()
+        .filter_map(|c| Some((*c, col(c)?)))
+        .collect();
     let mut s = Survey::default();
     for c in CATEGORIES {
         s.needs.insert(c.to_string(), (0, 0));
@@ -110,7 +121,10 @@ pub fn parse_survey(text: &str, file: &str) -> Result<Survey> {
             for (name, idx) in cols.iter() {
                 let raw = rec.get(*idx).unwrap_or("");
                 let ans = parse_answer(raw).ok_or_else(|| {
-                    err(line, format!("column {name} has {raw:?}; expected yes, no or empty"))
+                    err(
+                        line,
+                        format!("column {name} has {raw:?}; expected yes, no or empty"),
+                    )
                 })?;
                 if let Some(yes) = ans {
                     let e = target.entry(name.to_string()).or_default();
@@ -160,7 +174,9 @@ pub async fn contact_shares(data: &Path, year: i32, source: Option<&str>) -> Res
         message: e,
     };
     let _lock = culla_transform::read_lock(data).map_err(|e| q(e.to_string()))?;
-    let ctx = culla_transform::open(data, &opts).await.map_err(|e| q(e.to_string()))?;
+    let ctx = culla_transform::open(data, &opts)
+        .await
+        .map_err(|e| q(e.to_string()))?;
     let sql = "WITH f AS (SELECT DISTINCT family FROM families), \
                n AS (SELECT DISTINCT family, category FROM needs) \
                SELECT 'families' AS category, CAST(count(*) AS BIGINT) AS n FROM f \
@@ -327,15 +343,32 @@ pub fn to_csv(rows: &[Row]) -> String {
 pub fn to_text(rows: &[Row]) -> String {
     let mut o = format!(
         "{:<14} {:>22} {:>22} {:>8} {:>10} {:>10} {:>10} {}\n",
-        "category", "survey % [95% CI]", "contacts % [95% CI]", "diff pp", "test", "p", "q (BH)", "sig."
+        "category",
+        "survey % [95% CI]",
+        "contacts % [95% CI]",
+        "diff pp",
+        "test",
+        "p",
+        "q (BH)",
+        "sig."
     );
     let pct = |v: f64| format!("{:.1}", v * 100.0);
     for r in rows {
         o.push_str(&format!(
             "{:<14} {:>22} {:>22} {:>8} {:>10} {:>10.4} {:>10.4} {}\n",
             r.category,
-            format!("{} [{}–{}]", pct(r.survey_share), pct(r.survey_ci_low), pct(r.survey_ci_high)),
-            format!("{} [{}–{}]", pct(r.contact_share), pct(r.contact_ci_low), pct(r.contact_ci_high)),
+            format!(
+                "{} [{}–{}]",
+                pct(r.survey_share),
+                pct(r.survey_ci_low),
+                pct(r.survey_ci_high)
+            ),
+            format!(
+                "{} [{}–{}]",
+                pct(r.contact_share),
+                pct(r.contact_ci_low),
+                pct(r.contact_ci_high)
+            ),
             format!("{:+.1}", r.difference * 100.0),
             match r.test {
                 Test::Fisher => "fisher",
@@ -373,8 +406,13 @@ mod tests {
     fn rejects_bad_values_with_the_line() {
         let text = format!("{HEADER}\nf1,0-12m,maybe,no,no,no,no,no,no,no,no,no,no,,,,,,,\n");
         let e = parse_survey(&text, "t.csv").unwrap_err().to_string();
-        assert_eq!(e, "survey file t.csv, line 2: column economic has \"maybe\"; expected yes, no or empty");
-        let e = parse_survey("family_id,economic\nf1,yes\n", "t.csv").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "survey file t.csv, line 2: column economic has \"maybe\"; expected yes, no or empty"
+        );
+        let e = parse_survey("family_id,economic\nf1,yes\n", "t.csv")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no health column"), "{e}");
     }
 

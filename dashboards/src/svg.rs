@@ -44,7 +44,7 @@ pub fn esc(s: &str) -> String {
 
 /// A "nice" upper bound for an axis: 1, 2, 2.5 or 5 times a power of ten.
 pub fn nice_max(v: f64) -> f64 {
-    if !(v > 0.0) || !v.is_finite() {
+    if v.is_nan() || v <= 0.0 || !v.is_finite() {
         return 1.0;
     }
     let p = 10f64.powf(v.log10().floor());
@@ -65,7 +65,15 @@ fn open_svg(out: &mut String, id: &str, w: f64, h: f64, title: &str, desc: &str)
     );
 }
 
-fn y_axis(out: &mut String, left: f64, top: f64, plot_w: f64, plot_h: f64, max: f64, fmt: &dyn Fn(f64) -> String) {
+fn y_axis(
+    out: &mut String,
+    left: f64,
+    top: f64,
+    plot_w: f64,
+    plot_h: f64,
+    max: f64,
+    fmt: &dyn Fn(f64) -> String,
+) {
     for i in 0..=4 {
         let v = max * i as f64 / 4.0;
         let y = top + plot_h - plot_h * i as f64 / 4.0;
@@ -94,9 +102,18 @@ fn legend(out: &mut String, x: f64, y: f64, series: &[Series], lines: bool) {
                 dash(i)
             );
         } else {
-            let _ = write!(out, r#"<rect x="{cx:.1}" y="{:.1}" width="12" height="12" fill="{c}"/>"#, y - 10.0);
+            let _ = write!(
+                out,
+                r#"<rect x="{cx:.1}" y="{:.1}" width="12" height="12" fill="{c}"/>"#,
+                y - 10.0
+            );
         }
-        let _ = write!(out, r#"<text x="{:.1}" y="{y:.1}" fill="{INK}">{}</text>"#, cx + 22.0, esc(&s.name));
+        let _ = write!(
+            out,
+            r#"<text x="{:.1}" y="{y:.1}" fill="{INK}">{}</text>"#,
+            cx + 22.0,
+            esc(&s.name)
+        );
         cx += 34.0 + 7.0 * s.name.chars().count() as f64;
     }
 }
@@ -238,6 +255,7 @@ pub fn hbar_chart(
 }
 
 /// Lines over categories, with an optional dashed horizontal target line.
+#[allow(clippy::too_many_arguments)]
 pub fn line_chart(
     id: &str,
     title: &str,
@@ -312,7 +330,11 @@ pub fn line_chart(
                     r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{c}"><title>{}: {}</title></circle>"#,
                     x(i),
                     y(*v),
-                    esc(&format!("{} · {}", labels.get(i).map(String::as_str).unwrap_or(""), s.name)),
+                    esc(&format!(
+                        "{} · {}",
+                        labels.get(i).map(String::as_str).unwrap_or(""),
+                        s.name
+                    )),
                     esc(&fmt(*v))
                 );
             }
@@ -331,6 +353,7 @@ pub fn line_chart(
 }
 
 /// A grid of cells coloured by value (rows × columns); `None` cells are hatched.
+#[allow(clippy::too_many_arguments)]
 pub fn heatmap(
     id: &str,
     title: &str,
@@ -373,15 +396,18 @@ pub fn heatmap(
             y + cell_h / 2.0 + 4.0,
             esc(r)
         );
-        for j in 0..col_labels.len() {
+        for (j, col_label) in col_labels.iter().enumerate() {
             let x = left + cell_w * j as f64;
             let v = values.get(i).and_then(|row| row.get(j)).copied().flatten();
             let (fill, label) = match v {
                 Some(v) => (
                     SEQUENTIAL[class_of(v, max)].to_string(),
-                    format!("{r} {}: {}", col_labels[j], fmt(v)),
+                    format!("{r} {col_label}: {}", fmt(v)),
                 ),
-                None => (format!("url(#{id}-hatch)"), format!("{r} {}: {suppressed_label}", col_labels[j])),
+                None => (
+                    format!("url(#{id}-hatch)"),
+                    format!("{r} {col_label}: {suppressed_label}"),
+                ),
             };
             let _ = write!(
                 o,
@@ -451,7 +477,14 @@ mod tests {
             name: "a<b".into(),
             values: vec![Some(10.0), None, Some(5.0)],
         };
-        let svg = bar_chart("x", "T", "D", &["j".into(), "f".into(), "m".into()], &[s], &|v| format!("{v}"));
+        let svg = bar_chart(
+            "x",
+            "T",
+            "D",
+            &["j".into(), "f".into(), "m".into()],
+            &[s],
+            &|v| format!("{v}"),
+        );
         assert_eq!(svg.matches("class=\"bar\"").count(), 2);
         assert!(svg.contains("a&lt;b"));
         assert!(svg.contains(r#"role="img""#) && svg.contains("<title id=\"x-t\">T</title>"));

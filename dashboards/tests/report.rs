@@ -15,7 +15,12 @@ fn fixture(dir: &std::path::Path) {
             ..Default::default()
         };
         let lines = culla_simulate::simulate(&cfg);
-        write_events(dir, lines.iter().map(|l| l.bytes.as_slice()), &year.to_string()).unwrap();
+        write_events(
+            dir,
+            lines.iter().map(|l| l.bytes.as_slice()),
+            &year.to_string(),
+        )
+        .unwrap();
     }
 }
 
@@ -62,14 +67,27 @@ async fn report_is_complete_self_contained_and_disclosure_controlled() {
         // Previous year present → year-on-year section.
         assert!(html.contains("id=\"s6\""));
         // Self-contained: no scripts, stylesheets, images or fonts from elsewhere.
-        for bad in ["<script", "<link", "@import", "src=\"http", "href=\"http", "url(http"] {
+        for bad in [
+            "<script",
+            "<link",
+            "@import",
+            "src=\"http",
+            "href=\"http",
+            "url(http",
+        ] {
             assert!(!html.contains(bad), "{bad} in the report");
         }
         // Every figure has a text alternative.
-        assert_eq!(html.matches("<figure").count(), html.matches("role=\"img\"").count());
+        assert_eq!(
+            html.matches("<figure").count(),
+            html.matches("role=\"img\"").count()
+        );
         // No table cell is a count from 1 to 4.
         for c in cells(&html) {
-            assert!(!matches!(c.as_str(), "1" | "2" | "3" | "4"), "a table shows the count {c}");
+            assert!(
+                !matches!(c.as_str(), "1" | "2" | "3" | "4"),
+                "a table shows the count {c}"
+            );
         }
     }
 }

@@ -67,13 +67,21 @@ fn close(what: &str, a: f64, b: f64) {
 #[test]
 fn statistics_match_scipy_and_statsmodels() {
     let py = python();
-    let arg = serde_json::to_string(&TABLES.iter().map(|t| [t.0, t.1, t.2, t.3]).collect::<Vec<_>>()).unwrap();
+    let arg = serde_json::to_string(
+        &TABLES
+            .iter()
+            .map(|t| [t.0, t.1, t.2, t.3])
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     let out = Command::new(&py)
         .arg("-c")
         .arg(SCRIPT)
         .arg(&arg)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {py} (set CULLA_PYTHON to a Python with scipy and statsmodels): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {py} (set CULLA_PYTHON to a Python with scipy and statsmodels): {e}")
+        });
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -86,7 +94,11 @@ fn statistics_match_scipy_and_statsmodels() {
     for (t, e) in TABLES.iter().zip(&expected) {
         let (sy, sn, cy, cn) = *t;
         let (a, b, c, d) = (sy, sn - sy, cy, cn - cy);
-        close("fisher", fisher_exact_two_sided(a, b, c, d), e["fisher"].as_f64().unwrap());
+        close(
+            "fisher",
+            fisher_exact_two_sided(a, b, c, d),
+            e["fisher"].as_f64().unwrap(),
+        );
         let (stat, p, min_e) = chi2_2x2(a, b, c, d);
         close("min expected", min_e, e["min_e"].as_f64().unwrap());
         if min_e > 0.0 {
@@ -123,7 +135,12 @@ fn statistics_match_scipy_and_statsmodels() {
         close("comparison p", r.p_value, e["p"].as_f64().unwrap());
         close("comparison q", r.q_value, e["q"].as_f64().unwrap());
         let chi = e["min_e"].as_f64().unwrap() >= 5.0;
-        assert_eq!(r.test == Test::ChiSquare, chi, "test choice for {}", r.category);
+        assert_eq!(
+            r.test == Test::ChiSquare,
+            chi,
+            "test choice for {}",
+            r.category
+        );
         assert_eq!(r.significant, e["q"].as_f64().unwrap() < 0.05);
     }
 }

@@ -585,7 +585,15 @@ impl EventSource for KafkaSource {
                 .fetch_watermarks(topic, *partition, REQUEST_TIMEOUT)
                 .map_err(|e| kafka_err(format!("cannot read the end of {topic}/{partition}"), e))?;
             if next.unwrap_or(low).max(low) < fetched.max(listed) {
-                tracing::debug!(topic, partition, ?next, low, fetched, listed, "not caught up");
+                tracing::debug!(
+                    topic,
+                    partition,
+                    ?next,
+                    low,
+                    fetched,
+                    listed,
+                    "not caught up"
+                );
                 return Ok(false);
             }
         }

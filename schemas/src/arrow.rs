@@ -97,7 +97,11 @@ pub fn events_partition_fields() -> Vec<Field> {
 
 /// The `events` table as queries see it: the file columns, then `source`, `event_date`.
 pub fn events_table_schema() -> SchemaRef {
-    let mut fields: Vec<Field> = EVENTS_FILE.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = EVENTS_FILE
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields.extend(events_partition_fields());
     Arc::new(Schema::new(fields))
 }
@@ -275,7 +279,8 @@ impl EventBatchBuilder {
         let utc_us = ev.at.timestamp_micros();
         self.at.append_value(utc_us);
         let local = ev.at.with_timezone(&REPORT_TZ).naive_local();
-        self.at_local.append_value(local.and_utc().timestamp_micros());
+        self.at_local
+            .append_value(local.and_utc().timestamp_micros());
         self.contact_id.append_value(&ev.contact_id);
         self.family.append_value(&ev.family);
 
@@ -301,7 +306,10 @@ impl EventBatchBuilder {
         let mut profile = None;
         match &ev.payload {
             Payload::CallReceived { ivr_path: p } => ivr_path = Some(p.as_str()),
-            Payload::CallAnswered { operator: o, wait_s: w } => {
+            Payload::CallAnswered {
+                operator: o,
+                wait_s: w,
+            } => {
                 operator = Some(o.as_str());
                 wait_s = Some(*w);
             }
@@ -388,18 +396,29 @@ impl EventBatchBuilder {
         self.service.append_option(service);
         self.for_date.append_option(for_date);
         let territory = profile.and_then(|p| p.territory.as_ref());
-        self.has_territory.append_option(profile.map(|p| p.territory.is_some()));
-        self.comune.append_option(territory.and_then(|t| t.comune.as_deref()));
+        self.has_territory
+            .append_option(profile.map(|p| p.territory.is_some()));
+        self.comune
+            .append_option(territory.and_then(|t| t.comune.as_deref()));
         self.nil.append_option(territory.and_then(|t| t.nil));
-        self.municipio.append_option(territory.and_then(|t| t.municipio));
-        self.stage.append_option(profile.and_then(|p| p.stage.map(|s| s.as_str())));
-        self.first_child.append_option(profile.and_then(|p| p.first_child));
-        self.single_parent.append_option(profile.and_then(|p| p.single_parent));
-        self.family_network.append_option(profile.and_then(|p| p.family_network));
-        self.language.append_option(profile.and_then(|p| p.language.as_deref()));
-        self.interpreter_needed.append_option(profile.and_then(|p| p.interpreter_needed));
-        self.arrived_last_2y.append_option(profile.and_then(|p| p.arrived_last_2y));
-        self.has_pediatrician.append_option(profile.and_then(|p| p.has_pediatrician));
+        self.municipio
+            .append_option(territory.and_then(|t| t.municipio));
+        self.stage
+            .append_option(profile.and_then(|p| p.stage.map(|s| s.as_str())));
+        self.first_child
+            .append_option(profile.and_then(|p| p.first_child));
+        self.single_parent
+            .append_option(profile.and_then(|p| p.single_parent));
+        self.family_network
+            .append_option(profile.and_then(|p| p.family_network));
+        self.language
+            .append_option(profile.and_then(|p| p.language.as_deref()));
+        self.interpreter_needed
+            .append_option(profile.and_then(|p| p.interpreter_needed));
+        self.arrived_last_2y
+            .append_option(profile.and_then(|p| p.arrived_last_2y));
+        self.has_pediatrician
+            .append_option(profile.and_then(|p| p.has_pediatrician));
         match &ev.extra {
             Some(extra) => self
                 .extra
@@ -540,9 +559,20 @@ mod tests {
     fn a_batch_has_the_file_schema_and_local_time() {
         let line = r#"{"event_id":"0b7e3c1e-8f0a-4e4b-9a51-2f4f6c8d9e10","type":"family.profiled","v":1,"at":"2024-07-01T23:30:00Z","source":"milano-020202","contact_id":"c1","family":"a1b2c3d4e5f60718","territory":{"comune":"015146","nil":12},"single_parent":true}"#;
         let ev = parse_event(line.as_bytes(), chrono::Utc::now()).unwrap();
-        assert_eq!(event_date(&ev), NaiveDate::from_ymd_opt(2024, 7, 2).unwrap());
+        assert_eq!(
+            event_date(&ev),
+            NaiveDate::from_ymd_opt(2024, 7, 2).unwrap()
+        );
         let mut b = EventBatchBuilder::new();
-        b.append(&ev, line, &Lineage { topic: "referrals", partition: 0, offset: 5 });
+        b.append(
+            &ev,
+            line,
+            &Lineage {
+                topic: "referrals",
+                partition: 0,
+                offset: 5,
+            },
+        );
         let batch = b.finish().unwrap();
         assert_eq!(batch.num_rows(), 1);
         assert_eq!(batch.schema(), events_file_schema());

@@ -230,8 +230,8 @@ pub fn read_commits(dir: &DataDir) -> Result<Vec<Commit>> {
     let mut commits = Vec::with_capacity(names.len());
     for (_, path) in names {
         let text = fs::read(&path).map_err(io_err("read", &path))?;
-        let c: Commit =
-            serde_json::from_slice(&text).map_err(|source| LayoutError::Corrupt { path, source })?;
+        let c: Commit = serde_json::from_slice(&text)
+            .map_err(|source| LayoutError::Corrupt { path, source })?;
         commits.push(c);
     }
     Ok(commits)
@@ -274,7 +274,8 @@ pub fn try_commit(dir: &DataDir, commit: &Commit) -> Result<bool> {
 /// lists and reads files, so a compaction never swaps files under them. Released on drop.
 pub fn read_lock_shared(dir: &DataDir) -> Result<fs::File> {
     let f = open_lock(dir)?;
-    f.lock_shared().map_err(io_err("lock", &dir.root.join("_culla/read.lock")))?;
+    f.lock_shared()
+        .map_err(io_err("lock", &dir.root.join("_culla/read.lock")))?;
     Ok(f)
 }
 
@@ -282,7 +283,8 @@ pub fn read_lock_shared(dir: &DataDir) -> Result<fs::File> {
 /// moment it renames new files in and deletes replaced ones. Released on drop.
 pub fn read_lock_exclusive(dir: &DataDir) -> Result<fs::File> {
     let f = open_lock(dir)?;
-    f.lock().map_err(io_err("lock", &dir.root.join("_culla/read.lock")))?;
+    f.lock()
+        .map_err(io_err("lock", &dir.root.join("_culla/read.lock")))?;
     Ok(f)
 }
 
@@ -346,7 +348,10 @@ mod tests {
         assert!(try_commit(&dir, &commit(2, &["events/b"], &["events/a"], 19)).unwrap());
         let snap = Snapshot::load(&dir).unwrap();
         assert_eq!(snap.seq, 2);
-        let live: Vec<_> = snap.live_files(TABLE_EVENTS).map(|f| f.path.as_str()).collect();
+        let live: Vec<_> = snap
+            .live_files(TABLE_EVENTS)
+            .map(|f| f.path.as_str())
+            .collect();
         assert_eq!(live, vec!["events/b"]);
         assert_eq!(snap.next_offset("log", "calls", 0), Some(20));
         assert_eq!(snap.next_offset("kafka", "calls", 0), None);

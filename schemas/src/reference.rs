@@ -173,9 +173,13 @@ pub fn nil_batch() -> RecordBatch {
     ]);
     let cols: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from_iter_values(n.iter().map(|x| x.nil))),
-        Arc::new(StringArray::from_iter_values(n.iter().map(|x| x.name.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            n.iter().map(|x| x.name.as_str()),
+        )),
         Arc::new(Int32Array::from_iter(n.iter().map(|x| x.municipio))),
-        Arc::new(StringArray::from_iter(n.iter().map(|x| x.municipio_method.as_deref()))),
+        Arc::new(StringArray::from_iter(
+            n.iter().map(|x| x.municipio_method.as_deref()),
+        )),
     ];
     RecordBatch::try_new(Arc::new(schema), cols).expect("static reference schema")
 }
@@ -195,7 +199,9 @@ pub fn births_batch() -> RecordBatch {
     let cols: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from_iter_values(r.iter().map(|x| x.year))),
         Arc::new(Int32Array::from_iter_values(r.iter().map(|x| x.nil))),
-        Arc::new(StringArray::from_iter_values(r.iter().map(|x| x.name.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            r.iter().map(|x| x.name.as_str()),
+        )),
         Arc::new(Int64Array::from_iter_values(r.iter().map(|x| x.births))),
         Arc::new(Int64Array::from_iter_values(r.iter().map(|x| x.residents))),
         Arc::new(Int64Array::from_iter_values(r.iter().map(|x| x.minors))),
@@ -220,16 +226,27 @@ mod tests {
     #[test]
     fn milan_has_88_nil_and_the_2024_births_of_sources_md() {
         assert_eq!(nils().len(), 88);
-        let births_2024: i64 = nil_years().iter().filter(|r| r.year == 2024).map(|r| r.births).sum();
-        let residents_2024: i64 =
-            nil_years().iter().filter(|r| r.year == 2024).map(|r| r.residents).sum();
+        let births_2024: i64 = nil_years()
+            .iter()
+            .filter(|r| r.year == 2024)
+            .map(|r| r.births)
+            .sum();
+        let residents_2024: i64 = nil_years()
+            .iter()
+            .filter(|r| r.year == 2024)
+            .map(|r| r.residents)
+            .sum();
         // Figures stated in SOURCES.md for 2024.
         assert_eq!(births_2024, 9_147);
         assert_eq!(residents_2024, 1_407_044);
         assert_eq!(birth_years(), (2011..=2024).collect::<Vec<_>>());
         assert_eq!(births_year_for(2026), 2024);
         assert_eq!(births_year_for(2020), 2020);
-        let unassigned: Vec<i32> = nils().iter().filter(|n| n.municipio.is_none()).map(|n| n.nil).collect();
+        let unassigned: Vec<i32> = nils()
+            .iter()
+            .filter(|n| n.municipio.is_none())
+            .map(|n| n.nil)
+            .collect();
         assert_eq!(unassigned, vec![27, 58, 86]);
     }
 

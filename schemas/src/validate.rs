@@ -123,7 +123,15 @@ pub const EARLIEST: NaiveDate = match NaiveDate::from_ymd_opt(2015, 1, 1) {
     None => panic!("valid constant date"),
 };
 
-const ENVELOPE: &[&str] = &["event_id", "type", "v", "at", "source", "contact_id", "family"];
+const ENVELOPE: &[&str] = &[
+    "event_id",
+    "type",
+    "v",
+    "at",
+    "source",
+    "contact_id",
+    "family",
+];
 
 /// Parses and validates one event from its wire bytes, judging "in the future" against `now`.
 pub fn parse_event(bytes: &[u8], now: DateTime<Utc>) -> Result<Event, Invalid> {
@@ -323,7 +331,12 @@ fn parse_payload(t: EventType, f: &Fields) -> Result<Payload, Invalid> {
             channel: f.req_enum("channel", Channel::parse, Channel::ALL, Channel::as_str)?,
         },
         EventType::ChatMessage => Payload::ChatMessage {
-            direction: f.req_enum("direction", Direction::parse, Direction::ALL, Direction::as_str)?,
+            direction: f.req_enum(
+                "direction",
+                Direction::parse,
+                Direction::ALL,
+                Direction::as_str,
+            )?,
         },
         EventType::ChatClosed => Payload::ChatClosed,
         EventType::FamilyProfiled => Payload::FamilyProfiled(parse_profile(f)?),
@@ -352,7 +365,11 @@ fn parse_payload(t: EventType, f: &Fields) -> Result<Payload, Invalid> {
                         match item {
                             Value::String(s) if !s.is_empty() => ids.push(s.clone()),
                             other => {
-                                return Err(wrong("need_ids", "a list of non-empty strings", other));
+                                return Err(wrong(
+                                    "need_ids",
+                                    "a list of non-empty strings",
+                                    other,
+                                ));
                             }
                         }
                     }
@@ -453,7 +470,9 @@ fn parse_profile(f: &Fields) -> Result<Profile, Invalid> {
     }
     let stage = match f.opt_str("stage")? {
         None => None,
-        Some(s) => Some(Stage::parse(s).ok_or_else(|| bad_enum("stage", s, Stage::ALL, Stage::as_str))?),
+        Some(s) => {
+            Some(Stage::parse(s).ok_or_else(|| bad_enum("stage", s, Stage::ALL, Stage::as_str))?)
+        }
     };
     Ok(Profile {
         territory,
@@ -479,7 +498,11 @@ impl<'a> Fields<'a> {
     fn req_id(&self, k: &str) -> Result<String, Invalid> {
         let s = self.req_str(k)?;
         if s.is_empty() || s.len() > 256 {
-            return Err(Invalid::field(Reason::BadValue, k, "must be 1–256 characters"));
+            return Err(Invalid::field(
+                Reason::BadValue,
+                k,
+                "must be 1–256 characters",
+            ));
         }
         Ok(s.to_string())
     }
@@ -577,9 +600,13 @@ fn parse_at(s: &str, now: DateTime<Utc>) -> Result<DateTime<FixedOffset>, Invali
     let at = match DateTime::parse_from_rfc3339(s) {
         Ok(at) => at,
         Err(_) => {
-            let naive = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
-                .iter()
-                .any(|fmt| NaiveDateTime::parse_from_str(s, fmt).is_ok());
+            let naive = [
+                "%Y-%m-%dT%H:%M:%S%.f",
+                "%Y-%m-%d %H:%M:%S%.f",
+                "%Y-%m-%dT%H:%M",
+            ]
+            .iter()
+            .any(|fmt| NaiveDateTime::parse_from_str(s, fmt).is_ok());
             return Err(if naive {
                 Invalid::field(Reason::NoOffset, "at", "has no UTC offset")
             } else {
@@ -623,8 +650,9 @@ fn is_slug(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 64
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'))
+        && b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
+        })
 }
 
 fn check_personal(path: &str, v: &Value) -> Result<(), Invalid> {
@@ -772,7 +800,9 @@ mod tests {
     }
 
     fn reason_of(v: &Value) -> Reason {
-        parse_event(v.to_string().as_bytes(), now()).unwrap_err().reason
+        parse_event(v.to_string().as_bytes(), now())
+            .unwrap_err()
+            .reason
     }
 
     #[test]
@@ -781,7 +811,10 @@ mod tests {
         assert_eq!(ev.event_type(), EventType::CallAnswered);
         assert_eq!(
             ev.payload,
-            Payload::CallAnswered { operator: "op-7".into(), wait_s: 12.0 }
+            Payload::CallAnswered {
+                operator: "op-7".into(),
+                wait_s: 12.0
+            }
         );
         let again = parse_event(ev.to_json().as_bytes(), now()).unwrap();
         assert_eq!(again, ev);
@@ -799,22 +832,55 @@ mod tests {
             o.as_object_mut().unwrap().remove(k);
             o
         };
-        assert_eq!(parse_event(b"\xff\xfe", now()).unwrap_err().reason, Reason::NotUtf8);
-        assert_eq!(parse_event(b"{\"a\":", now()).unwrap_err().reason, Reason::NotJson);
-        assert_eq!(parse_event(b"[1]", now()).unwrap_err().reason, Reason::NotObject);
-        assert_eq!(reason_of(&set("type", "call.lost".into())), Reason::UnknownType);
+        assert_eq!(
+            parse_event(b"\xff\xfe", now()).unwrap_err().reason,
+            Reason::NotUtf8
+        );
+        assert_eq!(
+            parse_event(b"{\"a\":", now()).unwrap_err().reason,
+            Reason::NotJson
+        );
+        assert_eq!(
+            parse_event(b"[1]", now()).unwrap_err().reason,
+            Reason::NotObject
+        );
+        assert_eq!(
+            reason_of(&set("type", "call.lost".into())),
+            Reason::UnknownType
+        );
         assert_eq!(reason_of(&set("v", 2.into())), Reason::BadVersion);
         assert_eq!(reason_of(&del("operator")), Reason::MissingField);
         assert_eq!(reason_of(&set("wait_s", "12".into())), Reason::WrongType);
         assert_eq!(reason_of(&set("wait_s", (-1).into())), Reason::BadValue);
         assert_eq!(reason_of(&set("event_id", "x".into())), Reason::BadEventId);
-        assert_eq!(reason_of(&set("family", "ABCDEF0123456789".into())), Reason::BadFamily);
-        assert_eq!(reason_of(&set("operator", "+39 320 437 5996".into())), Reason::PersonalData);
-        assert_eq!(reason_of(&set("note", "mario.rossi@example.it".into())), Reason::PersonalData);
-        assert_eq!(reason_of(&set("at", "2024-03-05T09:12:44".into())), Reason::NoOffset);
-        assert_eq!(reason_of(&set("at", "yesterday".into())), Reason::BadTimestamp);
-        assert_eq!(reason_of(&set("at", "2014-12-31T12:00:00+01:00".into())), Reason::TooOld);
-        assert_eq!(reason_of(&set("at", "2026-11-25T12:00:00+01:00".into())), Reason::InFuture);
+        assert_eq!(
+            reason_of(&set("family", "ABCDEF0123456789".into())),
+            Reason::BadFamily
+        );
+        assert_eq!(
+            reason_of(&set("operator", "+39 320 437 5996".into())),
+            Reason::PersonalData
+        );
+        assert_eq!(
+            reason_of(&set("note", "mario.rossi@example.it".into())),
+            Reason::PersonalData
+        );
+        assert_eq!(
+            reason_of(&set("at", "2024-03-05T09:12:44".into())),
+            Reason::NoOffset
+        );
+        assert_eq!(
+            reason_of(&set("at", "yesterday".into())),
+            Reason::BadTimestamp
+        );
+        assert_eq!(
+            reason_of(&set("at", "2014-12-31T12:00:00+01:00".into())),
+            Reason::TooOld
+        );
+        assert_eq!(
+            reason_of(&set("at", "2026-11-25T12:00:00+01:00".into())),
+            Reason::InFuture
+        );
     }
 
     #[test]
@@ -828,7 +894,12 @@ mod tests {
 
     #[test]
     fn phone_detection_spares_ids_and_dates() {
-        for s in ["320-437.5996", "+393204375996", "02 1234 5678 9", "tel. 3204375996"] {
+        for s in [
+            "320-437.5996",
+            "+393204375996",
+            "02 1234 5678 9",
+            "tel. 3204375996",
+        ] {
             assert!(looks_like_phone(s), "{s}");
         }
         for s in [
@@ -856,9 +927,18 @@ mod tests {
         let m = o.as_object_mut().unwrap();
         let op = m.remove("operator").unwrap();
         let w = m.remove("wait_s").unwrap();
-        m.insert("payload".into(), serde_json::json!({"operator": op, "wait_s": w}));
+        m.insert(
+            "payload".into(),
+            serde_json::json!({"operator": op, "wait_s": w}),
+        );
         let ev = parse_event(o.to_string().as_bytes(), now()).unwrap();
-        assert_eq!(ev.payload, Payload::CallAnswered { operator: "op-7".into(), wait_s: 12.0 });
+        assert_eq!(
+            ev.payload,
+            Payload::CallAnswered {
+                operator: "op-7".into(),
+                wait_s: 12.0
+            }
+        );
         assert!(ev.extra.is_none());
     }
 }

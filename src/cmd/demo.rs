@@ -79,7 +79,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             "simulated {} events of Milan's 02.02.02 line in {} ({} contacts, {} malformed on purpose)",
             stats.lines, a.year, stats.contacts, stats.invalid
         ),
-        &format!("culla simulate --year {} --seed {} --out {}", a.year, a.seed, ndjson.display()),
+        &format!(
+            "culla simulate --year {} --seed {} --out {}",
+            a.year,
+            a.seed,
+            ndjson.display()
+        ),
     );
 
     // 2. Onto the embedded local event log (what Kafka is in production).
@@ -89,14 +94,25 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     drop(sink);
     step(
         2,
-        &format!("appended them to the local event log in {}: {produced}", dir.log_dir().display()),
-        &format!("culla produce --from {} --data {}", ndjson.display(), data.display()),
+        &format!(
+            "appended them to the local event log in {}: {produced}",
+            dir.log_dir().display()
+        ),
+        &format!(
+            "culla produce --from {} --data {}",
+            ndjson.display(),
+            data.display()
+        ),
     );
 
     // 3. Log → Parquet, exactly once; bad events to the dead-letter store.
     let mut source = LocalLogSource::open(
         dir.log_dir(),
-        &["calls".to_string(), "chats".to_string(), "referrals".to_string()],
+        &[
+            "calls".to_string(),
+            "chats".to_string(),
+            "referrals".to_string(),
+        ],
         pipeline::start_offsets(&dir, "log"),
     )?;
     let opts = IngestOptions {
@@ -108,7 +124,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     step(
         3,
         &format!("ingested into Parquet under {}: {summary}", data.display()),
-        &format!("culla ingest --data {} --until-idle   (and: culla deadletters list --data {})", data.display(), data.display()),
+        &format!(
+            "culla ingest --data {} --until-idle   (and: culla deadletters list --data {})",
+            data.display(),
+            data.display()
+        ),
     );
 
     // 4. The analysts' questions, with disclosure control as if published.
@@ -135,8 +155,16 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     step(
         4,
-        &format!("answered {} questions (public, counts under 5 suppressed) into {}", names.len(), answers_dir.display()),
-        &format!("culla query isolation_risk_flags --data {} --year {} --public", data.display(), a.year),
+        &format!(
+            "answered {} questions (public, counts under 5 suppressed) into {}",
+            names.len(),
+            answers_dir.display()
+        ),
+        &format!(
+            "culla query isolation_risk_flags --data {} --year {} --public",
+            data.display(),
+            a.year
+        ),
     );
     if let Some(i) = names.iter().position(|n| *n == "isolation_risk_flags") {
         let mut stdout = std::io::stdout().lock();
@@ -161,12 +189,20 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     step(
         5,
         &format!("simulated an 87-family survey in {}", survey.display()),
-        &format!("culla survey compare --survey {} --data {} --year {}", survey.display(), data.display(), a.year),
+        &format!(
+            "culla survey compare --survey {} --data {} --year {}",
+            survey.display(),
+            data.display(),
+            a.year
+        ),
     );
 
     // 6. The annual report, in both languages.
     let mut reports = Vec::new();
-    for lang in [culla_dashboards::i18n::Lang::It, culla_dashboards::i18n::Lang::En] {
+    for lang in [
+        culla_dashboards::i18n::Lang::It,
+        culla_dashboards::i18n::Lang::En,
+    ] {
         let opts = culla_dashboards::report::ReportOptions {
             data: data.clone(),
             year: a.year,
@@ -185,9 +221,17 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         6,
         &format!(
             "wrote the annual report: {}",
-            reports.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            reports
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
-        &format!("culla report --data {} --year {} --lang it --out report.html", data.display(), a.year),
+        &format!(
+            "culla report --data {} --year {} --lang it --out report.html",
+            data.display(),
+            a.year
+        ),
     );
 
     println!(

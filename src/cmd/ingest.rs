@@ -154,7 +154,11 @@ fn stop_on_signal() -> Arc<AtomicBool> {
 
 /// Reads the log into the data directory.
 pub fn run_ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
-    if !(a.max_file_mb > 0.0) || !(a.flush_secs > 0.0) {
+    if !a.max_file_mb.is_finite()
+        || a.max_file_mb <= 0.0
+        || !a.flush_secs.is_finite()
+        || a.flush_secs <= 0.0
+    {
         anyhow::bail!("--max-file-mb and --flush-secs must be positive numbers");
     }
     let dir = DataDir::new(&a.data);
@@ -287,7 +291,7 @@ pub struct CompactArgs {
 
 /// Compacts the data directory.
 pub fn run_compact(a: CompactArgs) -> anyhow::Result<ExitCode> {
-    if !(a.target_mb > 0.0) {
+    if !a.target_mb.is_finite() || a.target_mb <= 0.0 {
         anyhow::bail!("--target-mb must be a positive number");
     }
     let opts = CompactOptions {

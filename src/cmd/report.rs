@@ -72,7 +72,8 @@ pub fn run_report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     };
     let started = std::time::Instant::now();
     let html = runtime()?.block_on(culla_dashboards::report::generate(&opts))?;
-    std::fs::write(&a.out, html.as_bytes()).with_context(|| format!("cannot write {}", a.out.display()))?;
+    std::fs::write(&a.out, html.as_bytes())
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
     eprintln!(
         "culla: wrote {} ({} KiB) in {:.2} s",
         a.out.display(),
@@ -189,10 +190,17 @@ struct CompareArgs {
 pub fn run_survey(a: SurveyArgs) -> anyhow::Result<ExitCode> {
     let SurveyCommand::Compare(c) = a.command;
     let survey = culla_dashboards::survey::read_survey(&c.survey)?;
-    let contacts =
-        runtime()?.block_on(culla_dashboards::survey::contact_shares(&c.data, c.year, c.source.as_deref()))?;
+    let contacts = runtime()?.block_on(culla_dashboards::survey::contact_shares(
+        &c.data,
+        c.year,
+        c.source.as_deref(),
+    ))?;
     if contacts.families == 0 {
-        anyhow::bail!("the data directory {} has no families in contact in {}", c.data.display(), c.year);
+        anyhow::bail!(
+            "the data directory {} has no families in contact in {}",
+            c.data.display(),
+            c.year
+        );
     }
     let rows = culla_dashboards::survey::compare(&survey, &contacts);
     let text = match c.format.as_str() {
@@ -215,7 +223,9 @@ pub fn run_survey(a: SurveyArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     match &c.out {
-        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?,
+        Some(p) => {
+            std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?
+        }
         None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The Chromium binary: `$CULLA_CHROMIUM`, else `chromium` or `chromium-browser` on PATH.
 pub fn chromium() -> String {
@@ -14,7 +14,12 @@ pub fn chromium() -> String {
         return c;
     }
     for c in ["chromium", "chromium-browser", "google-chrome"] {
-        if Command::new("which").arg(c).output().map(|o| o.status.success()).unwrap_or(false) {
+        if Command::new("which")
+            .arg(c)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+        {
             return c.to_string();
         }
     }
@@ -42,31 +47,44 @@ pub fn run(url: &str, args: &[&str]) -> (String, String) {
     .arg(url)
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("start chromium");
-    let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
+    let child = cmd.spawn().expect("start chromium");
+    let pid = child.id();
+    // Read the pipes while it runs (a large DOM would fill them and block Chromium).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(out) => {
+            let out = out.unwrap();
+            (
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
         }
-        if started.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
+        Err(_) => {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
             panic!("chromium did not finish within 120 s for {url}");
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
-    let out = child.wait_with_output().unwrap();
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// The DOM after scripts ran for `budget_ms` of virtual time, and the console lines.
 pub fn dump_dom(url: &str, budget_ms: u32) -> (String, Vec<String>) {
-    let (dom, err) = run(url, &[&format!("--virtual-time-budget={budget_ms}"), "--dump-dom"]);
+    let (dom, err) = run(
+        url,
+        &[&format!("--virtual-time-budget={budget_ms}"), "--dump-dom"],
+    );
     (dom, console_lines(&err))
 }
 
 /// Console messages Chromium logged (any message is a failure for these pages).
 pub fn console_lines(stderr: &str) -> Vec<String> {
-    stderr.lines().filter(|l| l.contains(":CONSOLE")).map(str::to_string).collect()
+    stderr
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Takes a screenshot into `target/browser-shots/<name>.png` (kept out of git).
@@ -122,7 +140,10 @@ pub fn cells(html: &str) -> Vec<String> {
 /// Asserts no table cell is a count from 1 to 4.
 pub fn assert_no_small_counts(html: &str) {
     for c in cells(html) {
-        assert!(!matches!(c.as_str(), "1" | "2" | "3" | "4"), "a table shows the count {c}");
+        assert!(
+            !matches!(c.as_str(), "1" | "2" | "3" | "4"),
+            "a table shows the count {c}"
+        );
     }
 }
 
@@ -131,14 +152,24 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).unwrap();
     let text = String::from_utf8_lossy(&buf).into_owned();
     let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
     // tiny_http answers small bodies with Content-Length; chunked bodies are de-chunked here.
-    let body = if text.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         let mut out = String::new();
         let mut rest = body.as_str();
         while let Some((len, tail)) = rest.split_once("\r\n") {

@@ -224,7 +224,7 @@ def main():
 
     producer = Producer({"bootstrap.servers": args.brokers, "linger.ms": 5, "acks": "all",
                          "message.timeout.ms": 120000})
-    size = -(-len(messages) // max(args.chunks, 1))
+    size = max(1, -(-len(messages) // max(args.chunks, 1)))
     for c in range(0, len(messages), size):
         for topic, key, value in messages[c:c + size]:
             while True:

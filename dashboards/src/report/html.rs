@@ -152,7 +152,9 @@ impl Renderer<'_> {
     }
 
     fn months(&self) -> Vec<String> {
-        (1..=12).map(|m| format!("{}-{m:02}", self.d.year)).collect()
+        (1..=12)
+            .map(|m| format!("{}-{m:02}", self.d.year))
+            .collect()
     }
 
     fn month_labels(&self) -> Vec<String> {
@@ -160,7 +162,9 @@ impl Renderer<'_> {
     }
 
     fn month_label(&self, m: &str) -> String {
-        month_num(m).map(|n| format!("{} {}", self.lang.month(n), &m[..4])).unwrap_or_else(|| m.to_string())
+        month_num(m)
+            .map(|n| format!("{} {}", self.lang.month(n), &m[..4]))
+            .unwrap_or_else(|| m.to_string())
     }
 
     /// Opens a figure with its number and caption; returns its id.
@@ -189,7 +193,11 @@ impl Renderer<'_> {
             lang.tag(),
             esc(&title)
         );
-        let _ = write!(self.out, "<a class=\"skip\" href=\"#content\">{}</a>", esc(self.t("doc.skip")));
+        let _ = write!(
+            self.out,
+            "<a class=\"skip\" href=\"#content\">{}</a>",
+            esc(self.t("doc.skip"))
+        );
         let lines = if self.d.sources.is_empty() {
             self.t("word.source_all").to_string()
         } else {
@@ -223,7 +231,10 @@ impl Renderer<'_> {
             "</main><footer><div class=\"wrap\"><p>{} {}</p><p>{}</p></div></footer></body></html>",
             esc(culla_schemas::reference::ATTRIBUTION),
             esc(self.t("s8.software")),
-            esc(&lang.f("doc.generated", &[&lang.date(chrono::Utc::now().date_naive())]))
+            esc(&lang.f(
+                "doc.generated",
+                &[&lang.date(chrono::Utc::now().date_naive())]
+            ))
         );
     }
 
@@ -242,9 +253,17 @@ impl Renderer<'_> {
             items.push(("s7", "s7.heading"));
         }
         items.push(("s8", "s8.heading"));
-        let _ = write!(self.out, "<nav class=\"toc\" aria-labelledby=\"toc-h\"><h2 id=\"toc-h\">{}</h2><ol>", esc(self.t("doc.toc")));
+        let _ = write!(
+            self.out,
+            "<nav class=\"toc\" aria-labelledby=\"toc-h\"><h2 id=\"toc-h\">{}</h2><ol>",
+            esc(self.t("doc.toc"))
+        );
         for (id, h) in items {
-            let _ = write!(self.out, "<li><a href=\"#{id}\">{}</a></li>", esc(self.t(h)));
+            let _ = write!(
+                self.out,
+                "<li><a href=\"#{id}\">{}</a></li>",
+                esc(self.t(h))
+            );
         }
         self.out.push_str("</ol></nav>");
     }
@@ -275,19 +294,48 @@ impl Renderer<'_> {
             None => String::new(),
         };
         let items = [
-            (self.count_u(s.contacts), self.t("kpi.contacts"), String::new()),
-            (self.count_u(s.families), self.t("kpi.families"), String::new()),
-            (self.share(s.service_level()), self.t("kpi.service_level"), check(s.service_level(), 0.85)),
-            (self.share(s.escalation_rate()), self.t("kpi.escalation"), String::new()),
-            (self.share(s.callback_share()), self.t("kpi.callback"), check(s.callback_share(), 0.95)),
             (
-                format!("{} ({})", self.count_u(s.unmet), self.share(s.unmet_share())),
+                self.count_u(s.contacts),
+                self.t("kpi.contacts"),
+                String::new(),
+            ),
+            (
+                self.count_u(s.families),
+                self.t("kpi.families"),
+                String::new(),
+            ),
+            (
+                self.share(s.service_level()),
+                self.t("kpi.service_level"),
+                check(s.service_level(), 0.85),
+            ),
+            (
+                self.share(s.escalation_rate()),
+                self.t("kpi.escalation"),
+                String::new(),
+            ),
+            (
+                self.share(s.callback_share()),
+                self.t("kpi.callback"),
+                check(s.callback_share(), 0.95),
+            ),
+            (
+                format!(
+                    "{} ({})",
+                    self.count_u(s.unmet),
+                    self.share(s.unmet_share())
+                ),
                 self.t("kpi.unmet"),
                 String::new(),
             ),
         ];
         for (v, k, extra) in items {
-            let _ = write!(self.out, "<li><span class=\"v\">{}</span><span class=\"k\">{}</span> {extra}</li>", esc(&v), esc(k));
+            let _ = write!(
+                self.out,
+                "<li><span class=\"v\">{}</span><span class=\"k\">{}</span> {extra}</li>",
+                esc(&v),
+                esc(k)
+            );
         }
         self.out.push_str("</ul></section>");
     }
@@ -307,7 +355,11 @@ impl Renderer<'_> {
         let t = &self.d.contacts_by_month;
         let months = self.months();
         // Contacts per month and channel, summed over lines (suppressed cells left out).
-        let mut channels: Vec<String> = t.rows.iter().map(|r| t.get(r, "channel").as_text()).collect();
+        let mut channels: Vec<String> = t
+            .rows
+            .iter()
+            .map(|r| t.get(r, "channel").as_text())
+            .collect();
         channels.sort();
         channels.dedup();
         let series: Vec<Series> = channels
@@ -320,7 +372,10 @@ impl Renderer<'_> {
                         Some(
                             t.rows
                                 .iter()
-                                .filter(|r| t.get(r, "month").as_text() == *m && t.get(r, "channel").as_text() == *ch)
+                                .filter(|r| {
+                                    t.get(r, "month").as_text() == *m
+                                        && t.get(r, "channel").as_text() == *ch
+                                })
                                 .filter_map(|r| t.get(r, "contacts").as_f64())
                                 .sum(),
                         )
@@ -328,7 +383,9 @@ impl Renderer<'_> {
                     .collect(),
             })
             .collect();
-        let totals: Vec<f64> = (0..12).map(|i| series.iter().filter_map(|s| s.values[i]).sum()).collect();
+        let totals: Vec<f64> = (0..12)
+            .map(|i| series.iter().filter_map(|s| s.values[i]).sum())
+            .collect();
         let busiest = totals
             .iter()
             .enumerate()
@@ -337,15 +394,33 @@ impl Renderer<'_> {
             .unwrap_or_default();
         let desc = lang.f(
             "s1.fig_volume_desc",
-            &[&self.d.year.to_string(), &self.count_u(self.d.summary.contacts), &busiest],
+            &[
+                &self.d.year.to_string(),
+                &self.count_u(self.d.summary.contacts),
+                &busiest,
+            ],
         );
-        let svg = svg::bar_chart("c-volume", self.t("s1.fig_volume"), &desc, &self.month_labels(), &series, &|v| lang.int(v));
+        let svg = svg::bar_chart(
+            "c-volume",
+            self.t("s1.fig_volume"),
+            &desc,
+            &self.month_labels(),
+            &series,
+            &|v| lang.int(v),
+        );
         let data = Tbl {
             caption: self.t("s1.fig_volume").to_string(),
-            head: ["col.month", "col.source", "col.channel", "col.contacts", "col.families", "col.out_of_hours"]
-                .iter()
-                .map(|h| self.t(h).to_string())
-                .collect(),
+            head: [
+                "col.month",
+                "col.source",
+                "col.channel",
+                "col.contacts",
+                "col.families",
+                "col.out_of_hours",
+            ]
+            .iter()
+            .map(|h| self.t(h).to_string())
+            .collect(),
             rows: t
                 .rows
                 .iter()
@@ -373,7 +448,9 @@ impl Renderer<'_> {
                         .rows
                         .iter()
                         .filter(|r| sl.get(r, "month").as_text() == *m)
-                        .filter_map(|r| Some((sl.get(r, col).as_f64()?, sl.get(r, "calls").as_f64()?)))
+                        .filter_map(|r| {
+                            Some((sl.get(r, col).as_f64()?, sl.get(r, "calls").as_f64()?))
+                        })
                         .fold((0.0, 0.0), |(a, b), (v, n)| (a + v * n, b + n));
                     (den > 0.0).then(|| num / den)
                 })
@@ -389,11 +466,20 @@ impl Renderer<'_> {
                 values: weighted("answer_rate"),
             },
         ];
-        let months_ok = sl_series[0].values.iter().flatten().filter(|v| **v >= 0.85).count();
+        let months_ok = sl_series[0]
+            .values
+            .iter()
+            .flatten()
+            .filter(|v| **v >= 0.85)
+            .count();
         let months_n = sl_series[0].values.iter().flatten().count();
         let desc = lang.f(
             "s1.fig_sl_desc",
-            &[&self.share(self.d.summary.service_level()), &months_ok.to_string(), &months_n.to_string()],
+            &[
+                &self.share(self.d.summary.service_level()),
+                &months_ok.to_string(),
+                &months_n.to_string(),
+            ],
         );
         let svg = svg::line_chart(
             "c-sl",
@@ -456,7 +542,8 @@ impl Renderer<'_> {
         let t = &self.d.contacts_by_weekday_hour;
         let mut grid: Vec<Vec<Option<f64>>> = vec![vec![Some(0.0); 24]; 7];
         for r in &t.rows {
-            let (Some(wd), Some(h)) = (t.get(r, "weekday").as_f64(), t.get(r, "hour").as_f64()) else {
+            let (Some(wd), Some(h)) = (t.get(r, "weekday").as_f64(), t.get(r, "hour").as_f64())
+            else {
                 continue;
             };
             let (wd, h) = (wd as usize, h as usize);
@@ -473,22 +560,35 @@ impl Renderer<'_> {
         let (mut best, mut bd, mut bh) = (-1.0, 0, 0);
         for (d, row) in grid.iter().enumerate() {
             for (h, v) in row.iter().enumerate() {
-                if let Some(v) = v {
-                    if *v > best {
-                        (best, bd, bh) = (*v, d, h);
-                    }
+                if let Some(v) = v.filter(|v| *v > best) {
+                    (best, bd, bh) = (v, d, h);
                 }
             }
         }
         let desc = lang.f(
             "s2.fig_desc",
-            &[lang.weekday(bd as u32 + 1), &format!("{bh:02}"), &self.count_u(best.max(0.0) as u64)],
+            &[
+                lang.weekday(bd as u32 + 1),
+                &format!("{bh:02}"),
+                &self.count_u(best.max(0.0) as u64),
+            ],
         );
         let suppressed = self.t("word.suppressed");
-        let svg = svg::heatmap("c-heat", self.t("s2.fig"), &desc, &rows, &cols, &grid, &|v| lang.int(v), suppressed);
+        let svg = svg::heatmap(
+            "c-heat",
+            self.t("s2.fig"),
+            &desc,
+            &rows,
+            &cols,
+            &grid,
+            &|v| lang.int(v),
+            suppressed,
+        );
         let data = Tbl {
             caption: self.t("s2.fig").to_string(),
-            head: std::iter::once(self.t("col.weekday").to_string()).chain(cols.iter().cloned()).collect(),
+            head: std::iter::once(self.t("col.weekday").to_string())
+                .chain(cols.iter().cloned())
+                .collect(),
             rows: grid
                 .iter()
                 .enumerate()
@@ -507,7 +607,13 @@ impl Renderer<'_> {
         let _ = write!(
             self.out,
             "<p>{}</p></section>",
-            esc(&lang.f("s2.out_of_hours", &[&self.count_u(s.out_of_hours), &self.share(s.out_of_hours_share())]))
+            esc(&lang.f(
+                "s2.out_of_hours",
+                &[
+                    &self.count_u(s.out_of_hours),
+                    &self.share(s.out_of_hours_share())
+                ]
+            ))
         );
     }
 
@@ -541,7 +647,10 @@ impl Renderer<'_> {
             },
         ];
         let s = &self.d.summary;
-        let median = s.callback_median_h.map(|v| lang.num(v, 1)).unwrap_or_else(|| "–".into());
+        let median = s
+            .callback_median_h
+            .map(|v| lang.num(v, 1))
+            .unwrap_or_else(|| "–".into());
         let desc = lang.f("s3.fig_desc", &[&self.share(s.callback_share()), &median]);
         let svg = svg::line_chart(
             "c-esc",
@@ -575,8 +684,13 @@ impl Renderer<'_> {
                 .map(|r| {
                     let share = match e.get(r, "callback_within_target_share") {
                         Cell::Null => {
-                            match (e.get(r, "callback_within_target").as_f64(), e.get(r, "referrals").as_f64()) {
-                                (Some(a), Some(b)) if b > 0.0 && !e.get(r, "callback_within_target").is_null() => {
+                            match (
+                                e.get(r, "callback_within_target").as_f64(),
+                                e.get(r, "referrals").as_f64(),
+                            ) {
+                                (Some(a), Some(b))
+                                    if b > 0.0 && !e.get(r, "callback_within_target").is_null() =>
+                                {
                                     lang.pct(a / b)
                                 }
                                 _ => "–".into(),
@@ -622,7 +736,11 @@ impl Renderer<'_> {
         let mut cats: Vec<(String, (f64, f64, bool))> = per.into_iter().collect();
         cats.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
         let labels: Vec<String> = cats.iter().map(|(c, _)| self.label("cat", c)).collect();
-        let hide = |v: f64| (v > 0.0 && v < f64::from(self.d.min_count)).then_some(v).map_or(Some(v), |_| None);
+        let hide = |v: f64| {
+            (v > 0.0 && v < f64::from(self.d.min_count))
+                .then_some(v)
+                .map_or(Some(v), |_| None)
+        };
         let series = vec![
             Series {
                 name: self.t("series.needs").to_string(),
@@ -634,12 +752,22 @@ impl Renderer<'_> {
             },
         ];
         let s = &self.d.summary;
-        let (top, top_n) = cats.first().map(|(c, v)| (self.label("cat", c), v.0)).unwrap_or_default();
+        let (top, top_n) = cats
+            .first()
+            .map(|(c, v)| (self.label("cat", c), v.0))
+            .unwrap_or_default();
         let desc = lang.f(
             "s4.fig_desc",
-            &[&top, &self.count_u(top_n as u64), &self.count_u(s.unmet), &self.count_u(s.needs)],
+            &[
+                &top,
+                &self.count_u(top_n as u64),
+                &self.count_u(s.unmet),
+                &self.count_u(s.needs),
+            ],
         );
-        let svg = svg::hbar_chart("c-needs", self.t("s4.fig"), &desc, &labels, &series, &|v| lang.int(v));
+        let svg = svg::hbar_chart("c-needs", self.t("s4.fig"), &desc, &labels, &series, &|v| {
+            lang.int(v)
+        });
         let data = Tbl {
             caption: self.t("s4.fig").to_string(),
             head: ["col.category", "col.needs", "col.unmet", "col.unmet_share"]
@@ -667,17 +795,29 @@ impl Renderer<'_> {
         self.figure(self.t("s4.fig"), &svg, &data);
         if cats.iter().any(|c| c.1.2) {
             let note = match lang {
-                Lang::It => "* Il totale esclude celle oscurate (meno di 5): il valore vero è più alto.",
-                Lang::En => "* The total leaves out suppressed cells (fewer than 5): the true value is higher.",
+                Lang::It => {
+                    "* Il totale esclude celle oscurate (meno di 5): il valore vero è più alto."
+                }
+                Lang::En => {
+                    "* The total leaves out suppressed cells (fewer than 5): the true value is higher."
+                }
             };
             let _ = write!(self.out, "<p class=\"note\">{}</p>", esc(note));
         }
         // Reasons: category rows, reason columns.
         let rt = &self.d.unmet_needs_by_reason;
-        let mut reasons: Vec<String> = rt.rows.iter().map(|r| rt.get(r, "reason").as_text()).collect();
+        let mut reasons: Vec<String> = rt
+            .rows
+            .iter()
+            .map(|r| rt.get(r, "reason").as_text())
+            .collect();
         reasons.sort();
         reasons.dedup();
-        let mut rcats: Vec<String> = rt.rows.iter().map(|r| rt.get(r, "category").as_text()).collect();
+        let mut rcats: Vec<String> = rt
+            .rows
+            .iter()
+            .map(|r| rt.get(r, "category").as_text())
+            .collect();
         rcats.sort();
         rcats.dedup();
         let table = Tbl {
@@ -691,7 +831,8 @@ impl Renderer<'_> {
                     std::iter::once(self.label("cat", c))
                         .chain(reasons.iter().map(|reason| {
                             match rt.rows.iter().find(|r| {
-                                rt.get(r, "category").as_text() == *c && rt.get(r, "reason").as_text() == *reason
+                                rt.get(r, "category").as_text() == *c
+                                    && rt.get(r, "reason").as_text() == *reason
                             }) {
                                 Some(r) => self.count(rt.get(r, "needs")),
                                 None => "0".into(),
@@ -701,7 +842,12 @@ impl Renderer<'_> {
                 })
                 .collect(),
         };
-        let _ = write!(self.out, "<h3>{}</h3>{}", esc(self.t("s4.reasons")), table_html(&table));
+        let _ = write!(
+            self.out,
+            "<h3>{}</h3>{}",
+            esc(self.t("s4.reasons")),
+            table_html(&table)
+        );
         self.out.push_str("</section>");
     }
 
@@ -738,12 +884,19 @@ impl Renderer<'_> {
                 return None;
             }
             match (v.1.as_f64(), v.2.as_f64()) {
-                (Some(h), Some(rate)) if h == 0.0 || h >= f64::from(self.d.min_count) => Some(Some(rate)),
+                (Some(h), Some(rate)) if h == 0.0 || h >= f64::from(self.d.min_count) => {
+                    Some(Some(rate))
+                }
                 _ => Some(None),
             }
         };
         let map = nil_map();
-        let max = svg::nice_max(map.shapes.iter().filter_map(|s| shown(s.nil).flatten()).fold(0.0, f64::max));
+        let max = svg::nice_max(
+            map.shapes
+                .iter()
+                .filter_map(|s| shown(s.nil).flatten())
+                .fold(0.0, f64::max),
+        );
         let mut top: Option<(String, f64)> = None;
         let mut suppressed = 0;
         let mut paths = String::new();
@@ -760,14 +913,25 @@ impl Renderer<'_> {
                     }
                     (
                         svg::SEQUENTIAL[svg::class_of(rate, max)].to_string(),
-                        format!("{name} (NIL {}): {} {}", s.nil, lang.num(rate, 1), self.t("s5.legend")),
+                        format!(
+                            "{name} (NIL {}): {} {}",
+                            s.nil,
+                            lang.num(rate, 1),
+                            self.t("s5.legend")
+                        ),
                     )
                 }
                 Some(None) => {
                     suppressed += 1;
-                    ("url(#map-hatch)".to_string(), format!("{name} (NIL {}): {}", s.nil, self.t("word.suppressed")))
+                    (
+                        "url(#map-hatch)".to_string(),
+                        format!("{name} (NIL {}): {}", s.nil, self.t("word.suppressed")),
+                    )
                 }
-                None => ("#f2f2f2".to_string(), format!("{name} (NIL {}): {}", s.nil, self.t("word.nodata"))),
+                None => (
+                    "#f2f2f2".to_string(),
+                    format!("{name} (NIL {}): {}", s.nil, self.t("word.nodata")),
+                ),
             };
             let _ = write!(
                 paths,
@@ -777,8 +941,13 @@ impl Renderer<'_> {
                 esc(&label)
             );
         }
-        let (top_name, top_rate) = top.map(|(n, r)| (n, lang.num(r, 1))).unwrap_or(("–".into(), "–".into()));
-        let desc = lang.f("s5.fig_desc", &[&top_name, &top_rate, &suppressed.to_string()]);
+        let (top_name, top_rate) = top
+            .map(|(n, r)| (n, lang.num(r, 1)))
+            .unwrap_or(("–".into(), "–".into()));
+        let desc = lang.f(
+            "s5.fig_desc",
+            &[&top_name, &top_rate, &suppressed.to_string()],
+        );
         let legend_h = 26.0 * 7.0 + 20.0;
         let h = map.height.max(legend_h);
         let mut svg_out = String::new();
@@ -836,7 +1005,11 @@ impl Renderer<'_> {
                 } else {
                     format!("{name} ({nil})")
                 };
-                let mun = t.get(r, "municipio").as_f64().map(|m| format!("Municipio {m}")).unwrap_or_else(|| "–".into());
+                let mun = t
+                    .get(r, "municipio")
+                    .as_f64()
+                    .map(|m| format!("Municipio {m}"))
+                    .unwrap_or_else(|| "–".into());
                 vec![
                     place,
                     mun,
@@ -852,10 +1025,17 @@ impl Renderer<'_> {
             .collect();
         let data = Tbl {
             caption: self.t("s5.nil_table").to_string(),
-            head: ["col.nil", "col.municipio", "col.families", "col.high_risk", "col.rate_births", "col.ci"]
-                .iter()
-                .map(|h| self.t(h).to_string())
-                .collect(),
+            head: [
+                "col.nil",
+                "col.municipio",
+                "col.families",
+                "col.high_risk",
+                "col.rate_births",
+                "col.ci",
+            ]
+            .iter()
+            .map(|h| self.t(h).to_string())
+            .collect(),
             rows: nil_rows,
         };
         self.figure(self.t("s5.fig"), &svg_out, &data);
@@ -864,7 +1044,10 @@ impl Renderer<'_> {
         let f = &self.d.isolation_risk_flags;
         let flags = Tbl {
             caption: self.t("s5.flags").to_string(),
-            head: ["col.flag", "col.families", "col.share"].iter().map(|h| self.t(h).to_string()).collect(),
+            head: ["col.flag", "col.families", "col.share"]
+                .iter()
+                .map(|h| self.t(h).to_string())
+                .collect(),
             rows: f
                 .rows
                 .iter()
@@ -877,7 +1060,12 @@ impl Renderer<'_> {
                 })
                 .collect(),
         };
-        let _ = write!(self.out, "<h3>{}</h3>{}", esc(self.t("s5.flags")), table_html(&flags));
+        let _ = write!(
+            self.out,
+            "<h3>{}</h3>{}",
+            esc(self.t("s5.flags")),
+            table_html(&flags)
+        );
 
         // Municipi: isolation risk beside unmet needs.
         let im = &self.d.isolation_risk_by_municipio;
@@ -893,18 +1081,35 @@ impl Renderer<'_> {
         let rows = keys
             .iter()
             .map(|k| {
-                let ir = im.rows.iter().find(|r| im.get(r, "municipio").as_text() == *k);
-                let ur = um.rows.iter().find(|r| um.get(r, "municipio").as_text() == *k);
-                let cnt = |t: &Table, r: Option<&Vec<Cell>>, c: &str| r.map(|r| self.count(t.get(r, c))).unwrap_or_else(|| "0".into());
-                let num = |t: &Table, r: Option<&Vec<Cell>>, c: &str| r.map(|r| lang.num_cell(t.get(r, c), 1)).unwrap_or_else(|| "–".into());
+                let ir = im
+                    .rows
+                    .iter()
+                    .find(|r| im.get(r, "municipio").as_text() == *k);
+                let ur = um
+                    .rows
+                    .iter()
+                    .find(|r| um.get(r, "municipio").as_text() == *k);
+                let cnt = |t: &Table, r: Option<&Vec<Cell>>, c: &str| {
+                    r.map(|r| self.count(t.get(r, c)))
+                        .unwrap_or_else(|| "0".into())
+                };
+                let num = |t: &Table, r: Option<&Vec<Cell>>, c: &str| {
+                    r.map(|r| lang.num_cell(t.get(r, c), 1))
+                        .unwrap_or_else(|| "–".into())
+                };
                 vec![
-                    if k == "unknown" { self.t("word.unknown").to_string() } else { format!("Municipio {k}") },
+                    if k == "unknown" {
+                        self.t("word.unknown").to_string()
+                    } else {
+                        format!("Municipio {k}")
+                    },
                     cnt(im, ir, "families"),
                     cnt(im, ir, "high_risk"),
                     num(im, ir, "high_risk_per_1000_births"),
                     cnt(um, ur, "needs"),
                     cnt(um, ur, "unmet"),
-                    ur.map(|r| lang.pct_cell(um.get(r, "unmet_share"))).unwrap_or_else(|| "–".into()),
+                    ur.map(|r| lang.pct_cell(um.get(r, "unmet_share")))
+                        .unwrap_or_else(|| "–".into()),
                 ]
             })
             .collect();
@@ -924,7 +1129,12 @@ impl Renderer<'_> {
             .collect(),
             rows,
         };
-        let _ = write!(self.out, "<h3>{}</h3>{}", esc(self.t("s5.municipi")), table_html(&mun));
+        let _ = write!(
+            self.out,
+            "<h3>{}</h3>{}",
+            esc(self.t("s5.municipi")),
+            table_html(&mun)
+        );
         self.out.push_str("</section>");
     }
 
@@ -945,7 +1155,12 @@ impl Renderer<'_> {
             } else {
                 "–".into()
             };
-            vec![self.t(id).to_string(), self.count_u(a), self.count_u(b), change]
+            vec![
+                self.t(id).to_string(),
+                self.count_u(a),
+                self.count_u(b),
+                change,
+            ]
         };
         let share_row = |id: &str, f: &dyn Fn(&Summary) -> Option<f64>| -> Vec<String> {
             let (a, b) = (f(&prev), f(&cur));
@@ -966,7 +1181,12 @@ impl Renderer<'_> {
         ];
         let t = Tbl {
             caption: self.t("s6.heading").to_string(),
-            head: vec![self.t("col.measure").to_string(), y0.clone(), y1.clone(), self.t("s6.change").to_string()],
+            head: vec![
+                self.t("col.measure").to_string(),
+                y0.clone(),
+                y1.clone(),
+                self.t("s6.change").to_string(),
+            ],
             rows,
         };
         let _ = write!(self.out, "{}</section>", table_html(&t));
@@ -980,7 +1200,11 @@ impl Renderer<'_> {
         let contact_n = sv.rows.first().map(|r| r.contact_n).unwrap_or(0);
         let intro = lang.f(
             "s7.intro",
-            &[&self.count_u(sv.families), &self.d.year.to_string(), &self.count_u(contact_n)],
+            &[
+                &self.count_u(sv.families),
+                &self.d.year.to_string(),
+                &self.count_u(contact_n),
+            ],
         );
         self.chapter("s7", self.t("s7.heading"), &intro);
         let min = u64::from(self.d.min_count);
@@ -991,15 +1215,27 @@ impl Renderer<'_> {
                 && (r.survey_n - r.survey_yes == 0 || r.survey_n - r.survey_yes >= min)
                 && (r.contact_n - r.contact_yes == 0 || r.contact_n - r.contact_yes >= min)
         };
-        let labels: Vec<String> = sv.rows.iter().map(|r| self.label("cat", &r.category)).collect();
+        let labels: Vec<String> = sv
+            .rows
+            .iter()
+            .map(|r| self.label("cat", &r.category))
+            .collect();
         let series = vec![
             Series {
                 name: self.t("series.survey").to_string(),
-                values: sv.rows.iter().map(|r| ok(r).then_some(r.survey_share)).collect(),
+                values: sv
+                    .rows
+                    .iter()
+                    .map(|r| ok(r).then_some(r.survey_share))
+                    .collect(),
             },
             Series {
                 name: self.t("series.contact").to_string(),
-                values: sv.rows.iter().map(|r| ok(r).then_some(r.contact_share)).collect(),
+                values: sv
+                    .rows
+                    .iter()
+                    .map(|r| ok(r).then_some(r.contact_share))
+                    .collect(),
             },
         ];
         let sig: Vec<String> = sv
@@ -1009,11 +1245,29 @@ impl Renderer<'_> {
             .filter(|(r, _)| r.significant && ok(r))
             .map(|(_, l)| l.clone())
             .collect();
-        let sig_text = if sig.is_empty() { self.t("s7.none").to_string() } else { sig.join(", ") };
+        let sig_text = if sig.is_empty() {
+            self.t("s7.none").to_string()
+        } else {
+            sig.join(", ")
+        };
         let desc = lang.f("s7.fig_desc", &[&sig_text]);
-        let svg = svg::hbar_chart("c-survey", self.t("s7.fig"), &desc, &labels, &series, &|v| lang.pct(v));
-        let ci = |lo: f64, hi: f64| format!("{}–{}", lang.num(lo * 100.0, 1), lang.num(hi * 100.0, 1));
-        let p = |v: f64| if v < 0.0001 { "< 0,0001".replace(',', if lang == Lang::It { "," } else { "." }) } else { lang.num(v, 4) };
+        let svg = svg::hbar_chart(
+            "c-survey",
+            self.t("s7.fig"),
+            &desc,
+            &labels,
+            &series,
+            &|v| lang.pct(v),
+        );
+        let ci =
+            |lo: f64, hi: f64| format!("{}–{}", lang.num(lo * 100.0, 1), lang.num(hi * 100.0, 1));
+        let p = |v: f64| {
+            if v < 0.0001 {
+                "< 0,0001".replace(',', if lang == Lang::It { "," } else { "." })
+            } else {
+                lang.num(v, 4)
+            }
+        };
         let data = Tbl {
             caption: self.t("s7.fig").to_string(),
             head: [
@@ -1038,7 +1292,18 @@ impl Renderer<'_> {
                 .map(|(r, l)| {
                     if !ok(r) {
                         let s = self.t("word.suppressed").to_string();
-                        return vec![l.clone(), s, "–".into(), "–".into(), "–".into(), "–".into(), "–".into(), "–".into(), "–".into(), "–".into()];
+                        return vec![
+                            l.clone(),
+                            s,
+                            "–".into(),
+                            "–".into(),
+                            "–".into(),
+                            "–".into(),
+                            "–".into(),
+                            "–".into(),
+                            "–".into(),
+                            "–".into(),
+                        ];
                     }
                     vec![
                         l.clone(),
@@ -1054,7 +1319,12 @@ impl Renderer<'_> {
                         .to_string(),
                         p(r.p_value),
                         p(r.q_value),
-                        if r.significant { self.t("word.yes") } else { self.t("word.no") }.to_string(),
+                        if r.significant {
+                            self.t("word.yes")
+                        } else {
+                            self.t("word.no")
+                        }
+                        .to_string(),
                     ]
                 })
                 .collect(),

@@ -111,7 +111,9 @@ pub fn manifest_seq(data: &Path) -> u64 {
                 .filter_map(|e| {
                     let n = e.file_name();
                     let n = n.to_string_lossy();
-                    n.strip_suffix(".json").filter(|s| s.len() == 20).and_then(|s| s.parse::<u64>().ok())
+                    n.strip_suffix(".json")
+                        .filter(|s| s.len() == 20)
+                        .and_then(|s| s.parse::<u64>().ok())
                 })
                 .max()
                 .unwrap_or(0)
@@ -136,7 +138,11 @@ pub fn years_and_sources(data: &Path) -> (Vec<i32>, Vec<String>) {
         if let Ok(days) = std::fs::read_dir(e.path()) {
             for d in days.filter_map(|d| d.ok()) {
                 let dn = d.file_name().to_string_lossy().to_string();
-                if let Some(y) = dn.strip_prefix("event_date=").and_then(|s| s.get(..4)).and_then(|s| s.parse().ok()) {
+                if let Some(y) = dn
+                    .strip_prefix("event_date=")
+                    .and_then(|s| s.get(..4))
+                    .and_then(|s| s.parse().ok())
+                {
                     years.insert(y);
                 }
             }
@@ -198,7 +204,11 @@ pub fn parse_filters(query: &str) -> std::result::Result<Filters, String> {
                 f.year = Some(y);
             }
             "source" => {
-                if v.len() > 64 || !v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+                if v.len() > 64
+                    || !v
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                {
                     return Err("source must be lowercase letters, digits and '-'".into());
                 }
                 f.source = Some(v);
@@ -271,7 +281,8 @@ impl Server {
                 Reply::error(405, "this server is read-only: only GET is allowed")
             };
             tracing::info!(%method, %url, status = reply.status, ms = started.elapsed().as_millis() as u64, "request");
-            let mut resp = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
+            let mut resp =
+                tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
             for (k, v) in [
                 ("Content-Type", reply.content_type),
                 ("Cache-Control", "no-store"),
@@ -346,7 +357,10 @@ impl Server {
             self.cache.clear();
             self.cache_seq = seq;
         }
-        let key = format!("{name}|{:?}|{:?}|{:?}", filters.year, filters.source, filters.municipio);
+        let key = format!(
+            "{name}|{:?}|{:?}|{:?}",
+            filters.year, filters.source, filters.municipio
+        );
         if let Some(body) = self.cache.get(&key) {
             return Reply {
                 status: 200,
@@ -369,7 +383,9 @@ impl Server {
             }
         };
         let (table, applied) = match &filters.municipio {
-            Some(m) if table.col("municipio").is_some() => (table.filter_eq("municipio", m), "applied"),
+            Some(m) if table.col("municipio").is_some() => {
+                (table.filter_eq("municipio", m), "applied")
+            }
             Some(_) => (table, "not_applicable"),
             None => (table, "none"),
         };
@@ -412,19 +428,34 @@ fn messages_json(lang: Lang) -> Value {
     for (id, _, _) in MESSAGES {
         m.insert(id.to_string(), json!(lang.t(id)));
     }
-    m.insert("months".into(), json!((1..=12).map(|i| lang.month(i)).collect::<Vec<_>>()));
-    m.insert("weekdays".into(), json!((1..=7).map(|i| lang.weekday(i)).collect::<Vec<_>>()));
+    m.insert(
+        "months".into(),
+        json!((1..=12).map(|i| lang.month(i)).collect::<Vec<_>>()),
+    );
+    m.insert(
+        "weekdays".into(),
+        json!((1..=7).map(|i| lang.weekday(i)).collect::<Vec<_>>()),
+    );
     Value::Object(m)
 }
 
 /// JSON safe inside a `<script>` element (no `</script>` or `<!--` can appear).
 fn script_json(v: &Value) -> String {
-    v.to_string().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
+    v.to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
 }
 
 /// The dashboard page: filters, one figure per panel, and the inline script.
 pub fn page_html(d: &Dashboard, all: &[Dashboard], lang: Lang, min_count: u32) -> String {
-    let title = |it: &str, en: &str| if lang == Lang::It { it.to_string() } else { en.to_string() };
+    let title = |it: &str, en: &str| {
+        if lang == Lang::It {
+            it.to_string()
+        } else {
+            en.to_string()
+        }
+    };
     let dash_title = title(&d.title_it, &d.title_en);
     let mut panels = String::new();
     let mut js_panels = Vec::new();
@@ -445,7 +476,11 @@ pub fn page_html(d: &Dashboard, all: &[Dashboard], lang: Lang, min_count: u32) -
     let nav: String = all
         .iter()
         .map(|x| {
-            let cur = if x.name == d.name { " aria-current=\"page\"" } else { "" };
+            let cur = if x.name == d.name {
+                " aria-current=\"page\""
+            } else {
+                ""
+            };
             format!(
                 "<a href=\"/d/{}?lang={}\"{cur}>{}</a>",
                 esc(&x.name),
