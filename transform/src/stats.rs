@@ -31,7 +31,7 @@ pub fn ln_gamma(x: f64) -> f64 {
     if x < 0.5 {
         // Reflection: Γ(x)Γ(1-x) = π / sin(πx).
         let pi = std::f64::consts::PI;
-        return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
+        return (pi / (pi * x).sin()).abs().ln() - ln_gamma(1.0 - x);
     }
     let x = x - 1.0;
     let mut a = C[0];
