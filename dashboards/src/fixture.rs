@@ -125,3 +125,22 @@ pub fn write_events<'a>(
     w.seq = seq;
     Ok(w)
 }
+
+/// Text of every `<td>`/`<th>` cell of an HTML document (for tests that check what a
+/// published table shows).
+pub fn cells(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for tag in ["<td", "<th"] {
+        let mut rest = html;
+        while let Some(i) = rest.find(tag) {
+            rest = &rest[i..];
+            let Some(gt) = rest.find('>') else { break };
+            let Some(end) = rest.find("</t") else { break };
+            if end > gt {
+                out.push(rest[gt + 1..end].trim().to_string());
+            }
+            rest = &rest[gt..];
+        }
+    }
+    out
+}

@@ -24,23 +24,7 @@ fn fixture(dir: &std::path::Path) {
     }
 }
 
-/// Text of every `<td>`/`<th>` cell.
-fn cells(html: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for tag in ["<td", "<th"] {
-        let mut rest = html;
-        while let Some(i) = rest.find(tag) {
-            rest = &rest[i..];
-            let Some(gt) = rest.find('>') else { break };
-            let Some(end) = rest.find("</t") else { break };
-            if end > gt {
-                out.push(rest[gt + 1..end].trim().to_string());
-            }
-            rest = &rest[gt..];
-        }
-    }
-    out
-}
+use culla_dashboards::fixture::cells;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_is_complete_self_contained_and_disclosure_controlled() {

@@ -119,23 +119,7 @@ pub fn simulate_into(data: &Path, year: i32, seed: u64, contacts: u32, tag: &str
         .events
 }
 
-/// Text of every `<td>`/`<th>` cell of an HTML document.
-pub fn cells(html: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for tag in ["<td", "<th"] {
-        let mut rest = html;
-        while let Some(i) = rest.find(tag) {
-            rest = &rest[i..];
-            let Some(gt) = rest.find('>') else { break };
-            let Some(end) = rest.find("</t") else { break };
-            if end > gt {
-                out.push(rest[gt + 1..end].trim().to_string());
-            }
-            rest = &rest[gt..];
-        }
-    }
-    out
-}
+pub use culla_dashboards::fixture::cells;
 
 /// Asserts no table cell is a count from 1 to 4.
 pub fn assert_no_small_counts(html: &str) {
