@@ -1,11 +1,14 @@
 //! Benchmark: every named question on one simulated year (Milan, 15,000 contacts) and on
 //! a larger data set (`CULLA_BENCH_EVENTS` events, default 1,000,000; the 10M goal is
-//! `CULLA_BENCH_EVENTS=10000000`), beside DuckDB answering a few of the same questions
-//! on the same Parquet in the same run (python duckdb via `CULLA_PYTHON`, default
-//! `python3`). Goals: < 100 ms per question on one year, < 1 s on 10M events, and no
-//! slower than DuckDB. Prints a Markdown table (figures go to docs/bench-queries.md).
+//! `CULLA_BENCH_EVENTS=10000000`), beside DuckDB answering the same questions with the
+//! same SQL (culla's rendered projections and question, spelled for DuckDB by
+//! `benches/duckdb_same_sql.py`) on the same Parquet in the same run (python duckdb via
+//! `CULLA_PYTHON`, default `python3`). Every figure is a median of three runs, each from
+//! a fresh opening of the data. Goals: < 100 ms per question on one year, < 1 s on 10M
+//! events, no slower than DuckDB. Prints Markdown tables (figures go to
+//! docs/bench-queries.md).
 
-use culla_queries::{Params, registry, run};
+use culla_queries::{Params, registry, run, run_many};
 use culla_simulate::{SimConfig, simulate};
 use std::path::Path;
 use std::time::Instant;
@@ -36,63 +39,85 @@ fn build(dir: &Path, events: usize) -> usize {
     written
 }
 
-fn median_ms(rt: &tokio::runtime::Runtime, name: &str, p: &Params) -> f64 {
+/// Median of three runs of one question, each on a fresh opening of the data (lock,
+/// listing, projections, question), and the rows it returned.
+fn median_ms(rt: &tokio::runtime::Runtime, name: &str, p: &Params) -> (f64, usize) {
+    let mut rows = 0;
     let mut t: Vec<f64> = (0..3)
         .map(|_| {
             let s = Instant::now();
-            rt.block_on(run(name, p)).expect("query runs");
+            rows = rt.block_on(run(name, p)).expect("query runs").num_rows();
             s.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
     t.sort_by(f64::total_cmp);
-    t[1]
+    (t[1], rows)
 }
 
-const DUCKDB: &str = r#"
-import sys, time, duckdb
-d = sys.argv[1]
-con = duckdb.connect()
-con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{d}/events/**/*.parquet', hive_partitioning=true)")
-qs = {
- "contacts_by_month": """SELECT strftime(at_local, '%Y-%m') m, source, coalesce(channel,'phone') ch, count(*) c,
-   count(DISTINCT family) f FROM events WHERE type IN ('call.received','chat.opened') GROUP BY ALL ORDER BY ALL""",
- "service_levels_by_month": """WITH c AS (SELECT contact_id, min(CASE WHEN type='call.received' THEN at_local END) r,
-   bool_or(type='call.answered') a, min(CASE WHEN type='call.answered' THEN wait_s END) w
-   FROM events WHERE type IN ('call.received','call.answered','call.abandoned') GROUP BY contact_id)
-   SELECT strftime(r,'%Y-%m') m, count(*), count(*) FILTER (a), quantile_cont(w, 0.5), quantile_cont(w, 0.9)
-   FROM c WHERE r IS NOT NULL GROUP BY 1 ORDER BY 1""",
- "contacts_by_weekday_hour": """SELECT isodow(at_local), hour(at_local), count(*) FROM events
-   WHERE type IN ('call.received','chat.opened') GROUP BY ALL ORDER BY ALL""",
-}
-for name, q in qs.items():
-    ts = []
-    for _ in range(3):
-        s = time.perf_counter(); con.execute(q).fetchall(); ts.append((time.perf_counter() - s) * 1000)
-    print(name, sorted(ts)[1])
-"#;
+/// DuckDB's figures for the same questions: `name -> (median ms, rows)`.
+type Duck = Vec<(String, f64, usize)>;
 
-fn duckdb(dir: &Path) -> Vec<(String, f64)> {
+/// Hands culla's rendered SQL (projections and questions) and the reference tables to
+/// `duckdb_same_sql.py`, which times DuckDB answering them over the same Parquet files.
+fn duckdb(rt: &tokio::runtime::Runtime, p: &Params, work: &Path) -> Duck {
+    let spec = rt.block_on(async {
+        let opts = p.projection_options().expect("valid params");
+        let (ctx, scope) = culla_transform::open_scoped(&p.data, &opts)
+            .await
+            .expect("data opens");
+        let mut files = serde_json::Map::new();
+        for table in ["nil", "births"] {
+            let path = work.join(format!("{table}.parquet"));
+            ctx.sql(&format!("SELECT * FROM {table}"))
+                .await
+                .expect("reference table")
+                .write_parquet(
+                    &path.to_string_lossy(),
+                    datafusion::dataframe::DataFrameWriteOptions::new(),
+                    None,
+                )
+                .await
+                .expect("reference table written");
+            files.insert(table.into(), path.to_string_lossy().into());
+        }
+        let projections = culla_transform::rendered_projections(&opts, &scope);
+        let queries: Vec<(&str, String)> = registry()
+            .iter()
+            .map(|q| (q.name, culla_queries::render_query(q, p, &scope)))
+            .collect();
+        serde_json::json!({
+            "data": p.data,
+            "nil": files["nil"],
+            "births": files["births"],
+            "projections": projections,
+            "queries": queries,
+            "runs": 3,
+        })
+    });
+    let spec_path = work.join("duckdb-spec.json");
+    std::fs::write(&spec_path, spec.to_string()).expect("spec written");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/duckdb_same_sql.py");
     let py = std::env::var("CULLA_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = std::process::Command::new(&py)
-        .arg("-c")
-        .arg(DUCKDB)
-        .arg(dir)
+        .arg(&script)
+        .arg(&spec_path)
         .output();
     match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
             .lines()
             .filter_map(|l| {
-                let (n, t) = l.split_once(' ')?;
-                Some((n.to_string(), t.parse().ok()?))
+                let mut it = l.split(' ');
+                Some((
+                    it.next()?.to_string(),
+                    it.next()?.parse().ok()?,
+                    it.next()?.parse().ok()?,
+                ))
             })
             .collect(),
         Ok(o) => {
             eprintln!(
                 "duckdb comparison failed: {}",
                 String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
             );
             Vec::new()
         }
@@ -105,27 +130,68 @@ fn duckdb(dir: &Path) -> Vec<(String, f64)> {
 
 fn bench(label: &str, events: usize, rt: &tokio::runtime::Runtime) {
     let dir = tempfile::tempdir().expect("temp dir");
+    let work = tempfile::tempdir().expect("temp dir");
     let s = Instant::now();
     let n = build(dir.path(), events);
+    let files = count_files(&dir.path().join("events"));
     eprintln!(
-        "{label}: {n} events written in {:.1} s",
+        "{label}: {n} events in {files} Parquet files written in {:.1} s",
         s.elapsed().as_secs_f64()
     );
     let p = Params {
         data: dir.path().to_path_buf(),
         ..Params::default()
     };
-    let duck = duckdb(dir.path());
-    println!("\n### {label}: {n} events\n\n| query | culla (ms) | DuckDB (ms) |\n|---|---|---|");
+    let duck = duckdb(rt, &p, work.path());
+    println!(
+        "\n### {label}: {n} events, {files} files\n\n\
+         | query | culla (ms) | DuckDB, same SQL (ms) | culla / DuckDB | rows (culla / DuckDB) |\n\
+         |---|---|---|---|---|"
+    );
     for q in registry() {
-        let ms = median_ms(rt, q.name, &p);
-        let d = duck
-            .iter()
-            .find(|(n, _)| n == q.name)
-            .map(|(_, t)| format!("{t:.1}"))
-            .unwrap_or_else(|| "–".into());
-        println!("| {} | {ms:.1} | {d} |", q.name);
+        let (ms, rows) = median_ms(rt, q.name, &p);
+        let (d, ratio, drows) = match duck.iter().find(|(n, _, _)| n == q.name) {
+            Some((_, t, r)) => (format!("{t:.1}"), format!("{:.2}", ms / t), r.to_string()),
+            None => ("–".into(), "–".into(), "–".into()),
+        };
+        println!(
+            "| {} | {ms:.1} | {d} | {ratio} | {rows} / {drows} |",
+            q.name
+        );
     }
+    let names: Vec<&str> = registry().iter().map(|q| q.name).collect();
+    let mut t: Vec<f64> = (0..3)
+        .map(|_| {
+            let s = Instant::now();
+            rt.block_on(run_many(&names, &p)).expect("queries run");
+            s.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    let duck_sum: f64 = duck.iter().map(|(_, t, _)| t).sum();
+    println!(
+        "| all {} questions, one session (as the report) | {:.1} | {duck_sum:.1} (sum) | {:.2} | |",
+        names.len(),
+        t[1],
+        t[1] / duck_sum.max(f64::MIN_POSITIVE)
+    );
+}
+
+fn count_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                count_files(&path)
+            } else {
+                usize::from(path.extension().is_some_and(|x| x == "parquet"))
+            }
+        })
+        .sum()
 }
 
 fn main() {

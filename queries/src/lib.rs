@@ -155,18 +155,10 @@ pub async fn run_many(names: &[&str], params: &Params) -> Result<Vec<RecordBatch
     let opts = params.projection_options()?;
     let _lock = culla_transform::read_lock(&params.data)?;
     let (ctx, scope) = culla_transform::open_scoped(&params.data, &opts).await?;
-    let births_year = culla_schemas::reference::births_year_for(params.year.unwrap_or(scope.year));
-    let vars = [
-        ("births_year", births_year.to_string()),
-        (
-            "callback_target_hours",
-            format!("{:?}", params.callback_target_hours),
-        ),
-    ];
     let mut out = Vec::with_capacity(infos.len());
     for info in infos {
         let started = std::time::Instant::now();
-        let sql = render(info.sql, &vars);
+        let sql = render_query(info, params, &scope);
         let qerr = |source| Error::Query {
             name: info.name.to_string(),
             source,
@@ -189,6 +181,20 @@ pub async fn run_many(names: &[&str], params: &Params) -> Result<Vec<RecordBatch
         out.push(batch);
     }
     Ok(out)
+}
+
+/// The SQL text of question `info` for `params` on the resolved `scope`: exactly what
+/// [`run`] executes over the projections (benchmarks hand it to other engines).
+pub fn render_query(info: &QueryInfo, params: &Params, scope: &culla_transform::Scope) -> String {
+    let births_year = culla_schemas::reference::births_year_for(params.year.unwrap_or(scope.year));
+    let vars = [
+        ("births_year", births_year.to_string()),
+        (
+            "callback_target_hours",
+            format!("{:?}", params.callback_target_hours),
+        ),
+    ];
+    render(info.sql, &vars)
 }
 
 /// The year a result's per-births rates use for `params` (for captions).

@@ -2,8 +2,9 @@
 -- Every event of the chosen source (all sources when none is given) that happened at
 -- or before the as-of instant (the latest event time in the data, or --as-of), so a
 -- rerun gives the same answer. Adds `at_us`, the instant in microseconds since the
--- epoch, for arithmetic on durations.
+-- epoch, for arithmetic on durations. Drops the columns no projection reads (the raw
+-- JSON above all): this view is computed once per session and kept in memory.
 -- Parameters: {{as_of_us}}, {{source_filter}}.
-SELECT *, arrow_cast(at, 'Int64') AS at_us
+SELECT * EXCLUDE (raw, extra, ivr_path, operator, topic), arrow_cast(at, 'Int64') AS at_us
 FROM events
 WHERE at <= arrow_cast({{as_of_us}}, 'Timestamp(Microsecond, Some("UTC"))') {{source_filter}}

@@ -5,8 +5,9 @@
 //! `DIR/events/source=…/event_date=…/*.parquet`, hive partitions `source` and
 //! `event_date` as Utf8) and `dead_letters` (partition `received_date`), the Milan
 //! reference tables `nil` and `births`, a one-row `scope` table saying which period,
-//! source and as-of instant the projections use, and the projections themselves as
-//! views folded from the whole log, so a late event corrects the past:
+//! source and as-of instant the projections use, and the projections themselves, folded
+//! from the whole log so a late event corrects the past, each computed at most once per
+//! session, on first use, and then kept in memory ([`cache`]):
 //!
 //! - `contacts`: one row per contact (call or chat) received in the period;
 //! - `needs`: one row per need recorded in the period, with its final status and reason;
@@ -21,6 +22,7 @@
 //! [`read_lock`] while queries run so a concurrent compaction never swaps files under
 //! them. The SQL functions `poisson_ci_low` / `poisson_ci_high` come from [`stats`].
 
+pub mod cache;
 pub mod stats;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -302,9 +304,13 @@ pub async fn latest_event(ctx: &SessionContext) -> Result<Option<DateTime<Utc>>>
 
 use datafusion::arrow::array::Array;
 
-/// Registers the projections as views for `opts` (tables must be registered first).
-pub async fn register_projections(ctx: &SessionContext, opts: &ProjectionOptions) -> Result<Scope> {
-    let scope = resolve_scope(ctx, opts).await?;
+/// The projection SQL for `opts` and its resolved `scope`: (view name, SQL), in
+/// dependency order. [`register_projections`] runs exactly these; benchmarks hand them
+/// to other engines to answer the same question.
+pub fn rendered_projections(
+    opts: &ProjectionOptions,
+    scope: &Scope,
+) -> Vec<(&'static str, String)> {
     let source_filter = match &opts.source {
         Some(s) => format!("AND source = {}", sql_string(s)),
         None => String::new(),
@@ -318,15 +324,24 @@ pub async fn register_projections(ctx: &SessionContext, opts: &ProjectionOptions
         ("target_us", target_us.to_string()),
         ("risk_threshold", opts.risk_threshold.to_string()),
     ];
-    for (name, sql) in PROJECTIONS {
-        let body = render(sql, &vars);
+    PROJECTIONS
+        .iter()
+        .map(|(name, sql)| (*name, render(sql, &vars)))
+        .collect()
+}
+
+/// Registers the projections for `opts` (tables must be registered first), each as a
+/// [`cache::MaterializedView`]: computed on first use, then kept for the session.
+pub async fn register_projections(ctx: &SessionContext, opts: &ProjectionOptions) -> Result<Scope> {
+    let scope = resolve_scope(ctx, opts).await?;
+    for (name, body) in rendered_projections(opts, &scope) {
         let plan = ctx.sql(&body).await.map_err(|e| {
             Error::DataFusion(DataFusionError::Context(
                 format!("projection {name}"),
                 Box::new(e),
             ))
         })?;
-        ctx.register_table(*name, plan.into_view())?;
+        ctx.register_table(name, Arc::new(cache::MaterializedView::new(name, plan)))?;
     }
     register_scope_table(ctx, opts, &scope)?;
     tracing::debug!(from = %scope.from, to = %scope.to, as_of = %scope.as_of, "projections registered");

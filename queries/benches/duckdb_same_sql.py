@@ -1,0 +1,89 @@
+"""DuckDB answering culla's questions with culla's own SQL, for the query benchmark.
+
+Reads a JSON spec written by `queries/benches/queries.rs`:
+  {"data": DIR, "nil": NIL.parquet, "births": BIRTHS.parquet,
+   "projections": [[name, sql], ...], "queries": [[name, sql], ...], "runs": 3}
+where every SQL text is already rendered for the period (the same text culla runs).
+Translates the few DataFusion spellings DuckDB lacks (listed in DIALECT below), then
+times each question the way culla is timed: a fresh connection, the projections as
+views over the same Parquet files, the question run to the last row. Prints one line
+per question: `name median_ms rows`.
+"""
+
+import json
+import re
+import statistics
+import sys
+import time
+
+import duckdb
+from scipy.stats import chi2
+
+# DataFusion spelling -> DuckDB spelling. Only rewrites, never changes a definition.
+DIALECT = [
+    # microseconds since the epoch
+    (re.compile(r"arrow_cast\(([\w.]+), 'Int64'\)"), r"epoch_us(\1)"),
+    # a microsecond instant literal
+    (
+        re.compile(r"arrow_cast\((-?\d+), 'Timestamp\(Microsecond, Some\(\"UTC\"\)\)'\)"),
+        r"make_timestamp(\1)::TIMESTAMPTZ",
+    ),
+    (re.compile(r"\bto_char\("), "strftime("),
+    # ordered aggregate "last value"
+    (re.compile(r"\blast_value\("), "last("),
+    (re.compile(r"\bmake_array\("), "list_value("),
+    # DataFusion names generate_series' column `value`
+    (re.compile(r"generate_series\((\d+), (\d+)\) (\w+)\b"), r"generate_series(\1, \2) \3(value)"),
+]
+
+
+def dialect(sql: str) -> str:
+    lines = [l for l in sql.splitlines() if not l.lstrip().startswith("--")]
+    sql = "\n".join(lines)
+    for pattern, repl in DIALECT:
+        sql = pattern.sub(repl, sql)
+    return sql
+
+
+def poisson_low(k):
+    return None if k is None else (0.0 if k == 0 else float(chi2.ppf(0.025, 2 * k) / 2))
+
+
+def poisson_high(k):
+    return None if k is None else float(chi2.ppf(0.975, 2 * k + 2) / 2)
+
+
+def connect(spec):
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.create_function("poisson_ci_low", poisson_low, ["BIGINT"], "DOUBLE")
+    con.create_function("poisson_ci_high", poisson_high, ["BIGINT"], "DOUBLE")
+    d = spec["data"]
+    con.execute(
+        "CREATE VIEW events AS SELECT * FROM read_parquet("
+        f"'{d}/events/**/*.parquet', hive_partitioning = true, hive_types_autocast = false)"
+    )
+    con.execute(f"CREATE VIEW nil AS SELECT * FROM read_parquet('{spec['nil']}')")
+    con.execute(f"CREATE VIEW births AS SELECT * FROM read_parquet('{spec['births']}')")
+    for name, sql in spec["projections"]:
+        con.execute(f"CREATE VIEW {name} AS {dialect(sql)}")
+    return con
+
+
+def main():
+    spec = json.load(open(sys.argv[1]))
+    runs = int(spec.get("runs", 3))
+    for name, sql in spec["queries"]:
+        q = dialect(sql)
+        times, rows = [], None
+        for _ in range(runs):
+            start = time.perf_counter()
+            con = connect(spec)
+            rows = len(con.execute(q).fetchall())
+            times.append((time.perf_counter() - start) * 1000.0)
+            con.close()
+        print(name, f"{statistics.median(times):.1f}", rows, flush=True)
+
+
+if __name__ == "__main__":
+    main()
