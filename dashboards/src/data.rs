@@ -51,6 +51,17 @@ impl Cell {
     }
 }
 
+/// Why disclosure control hid a published cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hidden {
+    /// Primary suppression: a count from 1 to `min_count - 1` (written `<5`), or a value
+    /// built on one.
+    Small,
+    /// Secondary suppression: a count of any size hidden as the partner of a small cell,
+    /// so a total cannot give the small one away (written `c`).
+    Partner,
+}
+
 /// A query result: column names and rows of cells.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Table {
@@ -102,6 +113,25 @@ impl Table {
     pub fn get<'a>(&'a self, row: &'a [Cell], name: &str) -> &'a Cell {
         static NULL: Cell = Cell::Null;
         self.col(name).and_then(|i| row.get(i)).unwrap_or(&NULL)
+    }
+
+    /// Why the cell of `row` in column `name` is hidden by disclosure control, if it is
+    /// (read from the result's marker columns `suppressed` and `suppressed_secondary`).
+    pub fn hidden(&self, row: &[Cell], name: &str) -> Option<Hidden> {
+        use culla_queries::disclosure::{MARKER, SECONDARY_MARKER};
+        let listed = |marker: &str| {
+            self.get(row, marker)
+                .as_text()
+                .split(',')
+                .any(|n| n == name)
+        };
+        if !listed(MARKER) {
+            None
+        } else if listed(SECONDARY_MARKER) {
+            Some(Hidden::Partner)
+        } else {
+            Some(Hidden::Small)
+        }
     }
 
     /// Number of rows.

@@ -7,9 +7,15 @@
 //! rejects a panel naming an unknown query, a chart missing the columns it needs, or
 //! two panels with one id — a dashboard never shows something the registry does not
 //! answer, and never runs anything but a named query.
+//!
+//! A line or bar chart of rates combines several rows per point (the lines, when no
+//! line is chosen): each rate then names in `weights` the count it is a rate of, so
+//! the point is the rates' mean weighted by that count — the rate of the summed
+//! counts, not an unweighted mean of per-line rates. [`validate`] requires it.
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// How a panel draws its query's result.
@@ -70,6 +76,11 @@ pub struct Panel {
     /// How to write values.
     #[serde(default)]
     pub format: ValueFormat,
+    /// For rates (`pct`, `num`) in line and bar charts: per `y` column, the count
+    /// column it is a rate of (its denominator), used to weight the rows combined into
+    /// one point. Required for every `y` of such a panel.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub weights: BTreeMap<String, String>,
 }
 
 /// One dashboard.
@@ -155,6 +166,9 @@ pub fn validate(d: &Dashboard, known_queries: &[&str]) -> std::result::Result<()
             ChartKind::Line | ChartKind::Bar => {
                 need(p.x.is_some(), "an x column")?;
                 need(!p.y.is_empty(), "at least one y column")?;
+                if p.format != ValueFormat::Count {
+                    check_weights(p)?;
+                }
             }
             ChartKind::Heatmap => {
                 need(p.x.is_some() && p.series.is_some(), "x and series columns")?;
@@ -163,6 +177,39 @@ pub fn validate(d: &Dashboard, known_queries: &[&str]) -> std::result::Result<()
             ChartKind::Map => need(p.y.len() == 1, "exactly one y column")?,
             ChartKind::Table => {}
         }
+    }
+    Ok(())
+}
+
+/// Every `y` of a rate panel names, in `weights`, a count column of its query.
+fn check_weights(p: &Panel) -> std::result::Result<(), String> {
+    let counts = culla_queries::find(&p.query)
+        .map(|q| q.counts)
+        .unwrap_or_default();
+    for y in &p.y {
+        match p.weights.get(y) {
+            None => {
+                return Err(format!(
+                    "panel {} needs weights.{y}: the count {y} is a rate of, so lines combine as a weighted mean",
+                    p.id
+                ));
+            }
+            Some(w) if !counts.contains(&w.as_str()) => {
+                return Err(format!(
+                    "panel {}: weights.{y} = {w:?} is not a count of {} ({})",
+                    p.id,
+                    p.query,
+                    counts.join(", ")
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = p.weights.keys().find(|k| !p.y.contains(k)) {
+        return Err(format!(
+            "panel {}: weights.{extra} names no y column of the panel",
+            p.id
+        ));
     }
     Ok(())
 }
@@ -247,5 +294,54 @@ mod tests {
                 .to_string()
                 .contains("unknown field")
         );
+    }
+
+    #[test]
+    fn rate_panels_name_the_count_to_weight_by() {
+        let panel = |weights: &str| {
+            format!(
+                r#"{{"name":"x","title_it":"X","title_en":"X","panels":[
+            {{"id":"a","title_it":"A","title_en":"A","query":"service_levels_by_month","chart":"line",
+              "x":"month","y":["service_level"],"format":"pct"{weights}}}]}}"#
+            )
+        };
+        let e = parse(&panel(""), "x.json").unwrap_err().to_string();
+        assert!(e.ends_with("panel a needs weights.service_level: the count service_level is a rate of, so lines combine as a weighted mean"), "{e}");
+        let e = parse(
+            &panel(r#","weights":{"service_level":"wait_p50_s"}"#),
+            "x.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("\"wait_p50_s\" is not a count of service_levels_by_month"),
+            "{e}"
+        );
+        let d = parse(&panel(r#","weights":{"service_level":"calls"}"#), "x.json").unwrap();
+        assert_eq!(d.panels[0].weights["service_level"], "calls");
+        // Counts need no weights: they add up.
+        let text = r#"{"name":"x","title_it":"X","title_en":"X","panels":[
+            {"id":"a","title_it":"A","title_en":"A","query":"contacts_by_month","chart":"bar","x":"month","y":["contacts"]}]}"#;
+        assert!(parse(text, "x.json").is_ok());
+    }
+
+    #[test]
+    fn builtin_rate_panels_weight_by_their_denominators() {
+        // Each rate of the built-in panels is a rate of these counts (queries/sql).
+        let expected = [
+            ("service-level", "service_level", "calls"),
+            ("service-level", "answer_rate", "calls"),
+            ("callbacks", "callback_within_target_share", "referrals"),
+            ("callbacks", "escalation_rate", "contacts"),
+        ];
+        let d = builtin().unwrap();
+        for (id, y, w) in expected {
+            let p = d
+                .iter()
+                .flat_map(|x| &x.panels)
+                .find(|p| p.id == id)
+                .unwrap();
+            assert_eq!(p.weights.get(y).map(String::as_str), Some(w), "{id}.{y}");
+        }
     }
 }

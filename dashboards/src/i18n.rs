@@ -4,9 +4,11 @@
 //! Texts are looked up by id in [`MESSAGES`]; a test checks every id has both
 //! languages and no id is defined twice. Counts go through [`Lang::count`], which
 //! applies the disclosure rule a last time: a count from 1 to 4 (or a count the query
-//! already suppressed, which arrives as null) is printed `<5`.
+//! already suppressed, which arrives as null) is printed `<5`, unless disclosure control
+//! hid it as the partner of a small cell ([`Lang::count_in`]): that one is printed `c`,
+//! because its true value may be large.
 
-use crate::data::Cell;
+use crate::data::{Cell, Hidden, Table};
 
 /// A language of the published outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -132,6 +134,15 @@ impl Lang {
         }
     }
 
+    /// The count in column `name` of `row` of a query result: as [`Lang::count`], but a
+    /// count hidden by secondary suppression is written `c` (not `<5`: it may be large).
+    pub fn count_in(self, t: &Table, row: &[Cell], name: &str, min_count: u32) -> String {
+        match t.hidden(row, name) {
+            Some(Hidden::Partner) => culla_queries::disclosure::SECONDARY_SYMBOL.to_string(),
+            _ => self.count(t.get(row, name), min_count),
+        }
+    }
+
     /// A share cell, or `–` when missing or suppressed.
     pub fn pct_cell(self, c: &Cell) -> String {
         c.as_f64()
@@ -220,6 +231,8 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("word.target", "obiettivo", "target"),
     ("word.total", "Totale", "Total"),
     ("word.suppressed", "dato oscurato (<5)", "suppressed (<5)"),
+    ("word.secondary", "dato riservato (c)", "withheld (c)"),
+    ("word.figure", "Figura", "Figure"),
     ("word.nodata", "nessun dato", "no data"),
     ("word.unknown", "non noto", "unknown"),
     ("word.yes", "sì", "yes"),
@@ -245,6 +258,28 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("doc.toc", "Indice", "Contents"),
     ("doc.skip", "Vai al contenuto", "Skip to content"),
+    // Symbols used in tables (and the methods section's list of them).
+    (
+        "legend.small",
+        "<{}: meno di {} (dato oscurato).",
+        "<{}: fewer than {} (suppressed).",
+    ),
+    (
+        "legend.partner",
+        "c: dato riservato, il cui valore può essere anche grande: è nascosto perché dai totali non si possa ricavare una cella con meno di {}.",
+        "c: withheld; its value may be large: it is hidden so that a cell under {} cannot be worked out from totals.",
+    ),
+    (
+        "legend.dash",
+        "–: non calcolabile, o calcolato su un dato nascosto.",
+        "–: not computable, or computed from a hidden value.",
+    ),
+    (
+        "legend.partial",
+        "*: il totale esclude celle nascoste (<5 o c), quindi il valore vero è più alto.",
+        "*: the total leaves out hidden cells (<5 or c), so the true value is higher.",
+    ),
+    ("s8.symbols", "Segni convenzionali", "Symbols"),
     // Key figures.
     ("kpi.heading", "Il {} in sintesi", "{} at a glance"),
     (
@@ -277,6 +312,8 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "bisogni rimasti senza risposta",
         "needs left unmet",
     ),
+    ("kpi.met", "obiettivo raggiunto", "target met"),
+    ("kpi.below", "sotto l'obiettivo", "below target"),
     // Section 1.
     (
         "s1.heading",
@@ -327,8 +364,8 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     (
         "s2.fig_desc",
-        "Mappa di calore di 7 giorni per 24 ore: più scuro il colore, più contatti. Fascia più intensa: {} ore {}, {} contatti. Le celle con meno di 5 contatti sono tratteggiate.",
-        "Heatmap of 7 days by 24 hours: the darker the colour, the more contacts. Busiest slot: {} at {}:00, {} contacts. Cells with fewer than 5 contacts are hatched.",
+        "Mappa di calore di 7 giorni per 24 ore: più scuro il colore, più contatti. Fascia più intensa: {} ore {}, {} contatti. Le celle nascoste per riservatezza sono tratteggiate: a righe se hanno meno di 5 contatti (<5), a quadretti se sono riservate (c).",
+        "Heatmap of 7 days by 24 hours: the darker the colour, the more contacts. Busiest slot: {} at {}:00, {} contacts. Cells hidden for confidentiality are hatched: striped when they hold fewer than 5 contacts (<5), checked when withheld (c).",
     ),
     (
         "s2.out_of_hours",
@@ -401,8 +438,8 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     (
         "s5.fig_desc",
-        "Mappa dei 88 Nuclei d'Identità Locale di Milano colorati per famiglie ad alto rischio di isolamento ogni 1.000 nati vivi. NIL con il tasso più alto: {} ({}). {} NIL hanno dati oscurati (meno di 5 famiglie) e sono tratteggiati.",
-        "Map of Milan's 88 Nuclei d'Identità Locale coloured by high-risk families per 1,000 live births. Highest rate: {} ({}). {} NIL have suppressed data (fewer than 5 families) and are hatched.",
+        "Mappa dei 88 Nuclei d'Identità Locale di Milano colorati per famiglie ad alto rischio di isolamento ogni 1.000 nati vivi. NIL con il tasso più alto: {} ({}). {} NIL hanno dati nascosti per riservatezza e sono tratteggiati: a righe se meno di 5 famiglie (<5), a quadretti se riservati (c).",
+        "Map of Milan's 88 Nuclei d'Identità Locale coloured by high-risk families per 1,000 live births. Highest rate: {} ({}). {} NIL have data hidden for confidentiality and are hatched: striped when fewer than 5 families (<5), checked when withheld (c).",
     ),
     ("s5.legend", "ogni 1.000 nati", "per 1,000 births"),
     (
@@ -514,8 +551,8 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     (
         "s8.disclosure_text",
-        "Nessuna tabella, grafico o mappa mostra un conteggio da 1 a 4: questi valori sono oscurati e scritti «<5», insieme a una seconda cella quando un totale permetterebbe di ricavarli, e ai tassi calcolati su di essi. Lo zero non è oscurato. Le quote dell'indagine su meno di 5 famiglie sono oscurate allo stesso modo.",
-        "No table, chart or map shows a count from 1 to 4: such values are suppressed and written “<5”, together with a second cell when a total would reveal them, and any rate built on them. Zero is never suppressed. Survey shares built on fewer than 5 families are suppressed the same way.",
+        "Nessuna tabella, grafico o mappa mostra un conteggio da 1 a 4: questi valori sono oscurati e scritti «<5». Quando un totale permetterebbe di ricavarli, è nascosta anche una seconda cella, scritta «c»: il suo valore può essere grande. Sono nascosti anche i tassi calcolati su un dato nascosto («–»). Lo zero non è oscurato. Le quote dell'indagine su meno di 5 famiglie sono oscurate allo stesso modo.",
+        "No table, chart or map shows a count from 1 to 4: such values are suppressed and written “<5”. When a total would reveal one, a second cell is hidden too and written “c”: its value may be large. Rates computed from a hidden value are hidden as well (“–”). Zero is never suppressed. Survey shares built on fewer than 5 families are suppressed the same way.",
     ),
     (
         "s8.sources",
@@ -569,6 +606,22 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Richiamate entro 72 ore",
         "Reached within 72 h",
     ),
+    (
+        "col.callback_within_target_share",
+        "Richiamate entro 72 ore",
+        "Reached within 72 h",
+    ),
+    (
+        "col.unmet_per_1000_births",
+        "Senza risposta ogni 1.000 nati",
+        "Unmet per 1,000 births",
+    ),
+    (
+        "col.high_risk_per_1000_births",
+        "Alto rischio ogni 1.000 nati",
+        "High risk per 1,000 births",
+    ),
+    ("col.nil_name", "NIL", "NIL"),
     ("col.weekday", "Giorno", "Day"),
     ("col.hour", "Ora", "Hour"),
     ("col.category", "Categoria", "Category"),
@@ -682,6 +735,9 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "High risk (3 or more factors)",
     ),
     ("channel.phone", "Telefono", "Phone"),
+    ("comune.015146", "Milano", "Milan"),
+    ("comune.015142", "Melzo", "Melzo"),
+    ("col.comune", "Comune", "Municipality"),
     ("channel.whatsapp", "WhatsApp", "WhatsApp"),
     ("channel.webchat", "Chat web", "Web chat"),
     // Year-on-year measures.
@@ -721,6 +777,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("dash.desc_max", "Valore più alto:", "Highest value:"),
     (
+        "dash.hidden",
+        "NIL con dati nascosti",
+        "NIL with hidden data",
+    ),
+    (
         "dash.no_municipio",
         "Il filtro per Municipio non si applica a questo pannello.",
         "The Municipio filter does not apply to this panel.",
@@ -731,6 +792,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "dash.live",
         "Si aggiorna da solo ogni 5 secondi quando arrivano nuovi dati.",
         "Updates itself every 5 seconds when new data arrives.",
+    ),
+    (
+        "dash.static",
+        "Aggiornamento automatico spento: ricaricare la pagina per i nuovi dati.",
+        "Automatic updates are off: reload the page for new data.",
     ),
 ];
 
@@ -776,5 +842,45 @@ mod tests {
         assert_eq!(Lang::It.count(&Cell::Int(0), 5), "0");
         assert_eq!(Lang::En.count(&Cell::Int(5), 5), "5");
         assert_eq!(Lang::En.count(&Cell::Int(1200), 5), "1,200");
+    }
+
+    #[test]
+    fn a_partner_of_a_small_cell_prints_c_not_under_five() {
+        let t = Table {
+            columns: ["channel", "contacts", "suppressed", "suppressed_secondary"]
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            rows: vec![
+                vec![
+                    Cell::Text("phone".into()),
+                    Cell::Null,
+                    Cell::Text("contacts".into()),
+                    Cell::Null,
+                ],
+                vec![
+                    Cell::Text("whatsapp".into()),
+                    Cell::Null,
+                    Cell::Text("contacts,out_of_hours_share".into()),
+                    Cell::Text("contacts".into()),
+                ],
+                vec![
+                    Cell::Text("webchat".into()),
+                    Cell::Int(1234),
+                    Cell::Null,
+                    Cell::Null,
+                ],
+            ],
+        };
+        let c = |r: usize, lang: Lang| lang.count_in(&t, &t.rows[r], "contacts", 5);
+        assert_eq!(c(0, Lang::It), "<5");
+        assert_eq!(c(1, Lang::It), "c");
+        assert_eq!(c(1, Lang::En), "c");
+        assert_eq!(c(2, Lang::It), "1.234");
+        assert_eq!(t.hidden(&t.rows[1], "contacts"), Some(Hidden::Partner));
+        assert_eq!(t.hidden(&t.rows[0], "contacts"), Some(Hidden::Small));
+        assert_eq!(t.hidden(&t.rows[2], "contacts"), None);
+        // A column merely named like a listed one's prefix is not hidden.
+        assert_eq!(t.hidden(&t.rows[1], "out_of_hours"), None);
     }
 }

@@ -4,8 +4,11 @@
 //! and `<desc>` (the text alternative), sized by its view box so it scales to the page
 //! and prints crisply. Colours are the Okabe–Ito colour-blind-safe palette; every
 //! series also differs by shape or dash, not colour alone. Missing or suppressed values
-//! are drawn as gaps (bars) or hatched cells (heatmaps), never as zero.
+//! are drawn as gaps (bars) or hatched cells (heatmaps), never as zero; a heatmap tells
+//! a small suppressed cell (striped, `<5`) from one withheld as its partner (checked,
+//! `c`), by pattern and by text.
 
+use crate::data::Hidden;
 use std::fmt::Write as _;
 
 /// Okabe–Ito colours used for series, in order (all ≥ 3:1 against white).
@@ -24,6 +27,52 @@ pub struct Series {
     pub name: String,
     /// One value per category; `None` is a gap.
     pub values: Vec<Option<f64>>,
+}
+
+/// One cell of a heatmap: a value, or why disclosure control hid it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mark {
+    /// A value shown.
+    Value(f64),
+    /// Hidden by disclosure control.
+    Hidden(Hidden),
+}
+
+/// The sum of two cells: a sum with a hidden part is hidden; it is `Small` only when
+/// the other part is a known 0 (else its value may be large: `Partner`).
+impl std::ops::Add for Mark {
+    type Output = Mark;
+    fn add(self, other: Mark) -> Mark {
+        match (self, other) {
+            (Mark::Value(a), Mark::Value(b)) => Mark::Value(a + b),
+            (Mark::Value(z), Mark::Hidden(Hidden::Small))
+            | (Mark::Hidden(Hidden::Small), Mark::Value(z))
+                if z == 0.0 =>
+            {
+                Mark::Hidden(Hidden::Small)
+            }
+            _ => Mark::Hidden(Hidden::Partner),
+        }
+    }
+}
+
+impl Mark {
+    /// The value, if shown.
+    pub fn value(self) -> Option<f64> {
+        match self {
+            Mark::Value(v) => Some(v),
+            Mark::Hidden(_) => None,
+        }
+    }
+}
+
+/// The texts of hidden cells: a small one (`<5`) and a withheld partner (`c`).
+#[derive(Debug, Clone, Copy)]
+pub struct HiddenLabels<'a> {
+    /// For [`Hidden::Small`], e.g. "suppressed (<5)".
+    pub small: &'a str,
+    /// For [`Hidden::Partner`], e.g. "withheld (c)".
+    pub partner: &'a str,
 }
 
 /// Escapes text for HTML and SVG content and attributes.
@@ -352,7 +401,8 @@ pub fn line_chart(
     o
 }
 
-/// A grid of cells coloured by value (rows × columns); `None` cells are hatched.
+/// A grid of cells coloured by value (rows × columns); hidden cells are hatched:
+/// striped when small (`<5`), checked when withheld as a partner (`c`).
 #[allow(clippy::too_many_arguments)]
 pub fn heatmap(
     id: &str,
@@ -360,24 +410,25 @@ pub fn heatmap(
     desc: &str,
     row_labels: &[String],
     col_labels: &[String],
-    values: &[Vec<Option<f64>>],
+    values: &[Vec<Mark>],
     fmt: &dyn Fn(f64) -> String,
-    suppressed_label: &str,
+    hidden: HiddenLabels<'_>,
 ) -> String {
     let (left, top) = (48.0, 30.0);
     let cell_w = 27.0;
     let cell_h = 26.0;
     let w = left + cell_w * col_labels.len() as f64 + 10.0;
-    let h = top + cell_h * row_labels.len() as f64 + 50.0;
+    let h = top + cell_h * row_labels.len() as f64 + 72.0;
     let max = values
         .iter()
         .flatten()
-        .flatten()
-        .fold(0.0_f64, |a, &b| a.max(b))
+        .filter_map(|m| m.value())
+        .fold(0.0_f64, f64::max)
         .max(1.0);
     let mut o = String::new();
     open_svg(&mut o, id, w, h, title, desc);
     o.push_str(&hatch_pattern(&format!("{id}-hatch")));
+    o.push_str(&check_pattern(&format!("{id}-check")));
     for (j, c) in col_labels.iter().enumerate() {
         let _ = write!(
             o,
@@ -398,15 +449,23 @@ pub fn heatmap(
         );
         for (j, col_label) in col_labels.iter().enumerate() {
             let x = left + cell_w * j as f64;
-            let v = values.get(i).and_then(|row| row.get(j)).copied().flatten();
+            let v = values
+                .get(i)
+                .and_then(|row| row.get(j))
+                .copied()
+                .unwrap_or(Mark::Value(0.0));
             let (fill, label) = match v {
-                Some(v) => (
+                Mark::Value(v) => (
                     SEQUENTIAL[class_of(v, max)].to_string(),
                     format!("{r} {col_label}: {}", fmt(v)),
                 ),
-                None => (
+                Mark::Hidden(Hidden::Small) => (
                     format!("url(#{id}-hatch)"),
-                    format!("{r} {col_label}: {suppressed_label}"),
+                    format!("{r} {col_label}: {}", hidden.small),
+                ),
+                Mark::Hidden(Hidden::Partner) => (
+                    format!("url(#{id}-check)"),
+                    format!("{r} {col_label}: {}", hidden.partner),
                 ),
             };
             let _ = write!(
@@ -431,14 +490,21 @@ pub fn heatmap(
             esc(&fmt(lo))
         );
     }
-    let x = left + 96.0 * 5.0;
-    let _ = write!(
-        o,
-        r#"<rect x="{x:.1}" y="{ly:.1}" width="14" height="14" fill="url(#{id}-hatch)" stroke="{INK}" stroke-width="0.5"/><text x="{:.1}" y="{:.1}" fill="{INK}">{}</text>"#,
-        x + 18.0,
-        ly + 11.0,
-        esc(suppressed_label)
-    );
+    // Second legend line: the two kinds of hidden cell.
+    let ly = ly + 22.0;
+    for (k, (pattern, text)) in [("hatch", hidden.small), ("check", hidden.partner)]
+        .into_iter()
+        .enumerate()
+    {
+        let x = left + 192.0 * k as f64;
+        let _ = write!(
+            o,
+            r#"<rect x="{x:.1}" y="{ly:.1}" width="14" height="14" fill="url(#{id}-{pattern})" stroke="{INK}" stroke-width="0.5"/><text x="{:.1}" y="{:.1}" fill="{INK}">{}</text>"#,
+            x + 18.0,
+            ly + 11.0,
+            esc(text)
+        );
+    }
     o.push_str("</svg>");
     o
 }
@@ -455,6 +521,14 @@ pub fn class_of(v: f64, max: f64) -> usize {
 pub fn hatch_pattern(id: &str) -> String {
     format!(
         r##"<defs><pattern id="{id}" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#eeeeee"/><line x1="0" y1="0" x2="0" y2="6" stroke="#6b6b6b" stroke-width="2"/></pattern></defs>"##
+    )
+}
+
+/// A `<defs>` with a grey check pattern (for values withheld as the partner of a small
+/// one), distinct from [`hatch_pattern`] without relying on colour.
+pub fn check_pattern(id: &str) -> String {
+    format!(
+        r##"<defs><pattern id="{id}" width="8" height="8" patternUnits="userSpaceOnUse"><rect width="8" height="8" fill="#eeeeee"/><rect width="4" height="4" fill="#6b6b6b"/><rect x="4" y="4" width="4" height="4" fill="#6b6b6b"/></pattern></defs>"##
     )
 }
 
@@ -488,6 +562,51 @@ mod tests {
         assert_eq!(svg.matches("class=\"bar\"").count(), 2);
         assert!(svg.contains("a&lt;b"));
         assert!(svg.contains(r#"role="img""#) && svg.contains("<title id=\"x-t\">T</title>"));
+    }
+
+    #[test]
+    fn heatmap_tells_small_from_withheld_cells() {
+        let values = vec![vec![
+            Mark::Value(40.0),
+            Mark::Hidden(Hidden::Small),
+            Mark::Hidden(Hidden::Partner),
+        ]];
+        let svg = heatmap(
+            "h",
+            "T",
+            "D",
+            &["Sun".into()],
+            &["07".into(), "08".into(), "09".into()],
+            &values,
+            &|v| format!("{v}"),
+            HiddenLabels {
+                small: "suppressed (<5)",
+                partner: "withheld (c)",
+            },
+        );
+        assert_eq!(svg.matches("class=\"cell\"").count(), 3);
+        assert!(
+            svg.contains("<title>Sun 08: suppressed (&lt;5)</title>"),
+            "{svg}"
+        );
+        assert!(svg.contains("<title>Sun 09: withheld (c)</title>"), "{svg}");
+        assert!(svg.contains("<title>Sun 07: 40</title>"), "{svg}");
+        // Cells use the pattern of their kind; the legend shows both.
+        assert_eq!(svg.matches("fill=\"url(#h-hatch)\"").count(), 2);
+        assert_eq!(svg.matches("fill=\"url(#h-check)\"").count(), 2);
+    }
+
+    #[test]
+    fn sums_with_a_hidden_part() {
+        let small = Mark::Hidden(Hidden::Small);
+        let partner = Mark::Hidden(Hidden::Partner);
+        assert_eq!(Mark::Value(2.0) + Mark::Value(3.0), Mark::Value(5.0));
+        assert_eq!(Mark::Value(0.0) + small, small);
+        assert_eq!(small + Mark::Value(0.0), small);
+        // 3 + 100 is not "fewer than 5"; two small parts may add up to 5 or more.
+        assert_eq!(Mark::Value(100.0) + small, partner);
+        assert_eq!(small + small, partner);
+        assert_eq!(partner + Mark::Value(0.0), partner);
     }
 
     #[test]

@@ -11,10 +11,13 @@
 //!    nothing changes.
 //! 3. Every rate, share or percentile built on a suppressed count is suppressed.
 //!
-//! Suppressed cells become null and the row's `suppressed` column (added last) lists
-//! the suppressed columns, comma-separated (null when none). The batch schema carries
-//! `culla.min_count` in its metadata so writers show `<5` (counts) and `-` (derived
-//! values) in tables and CSV; JSON and Parquet keep null plus the marker column.
+//! Suppressed cells become null. Two columns are added last: `suppressed` lists the
+//! row's hidden columns (counts and derived values), comma-separated, and
+//! `suppressed_secondary` lists those of them that are counts hidden in step 2 — a
+//! partner's true value may be large, so it must not be printed `<5`. Both are null
+//! when none. The batch schema carries `culla.min_count` in its metadata so writers show
+//! `<5` (primary), [`SECONDARY_SYMBOL`] (secondary) and `-` (derived values) in tables
+//! and CSV; JSON and Parquet keep null plus the two marker columns.
 
 use crate::registry::QueryInfo;
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
@@ -28,6 +31,13 @@ use std::sync::Arc;
 pub const MIN_COUNT_KEY: &str = "culla.min_count";
 /// Name of the marker column listing a row's suppressed columns.
 pub const MARKER: &str = "suppressed";
+/// Name of the marker column listing the row's counts hidden by secondary suppression
+/// (always a subset of [`MARKER`]'s list).
+pub const SECONDARY_MARKER: &str = "suppressed_secondary";
+/// How tables, CSV and reports write a count hidden by secondary suppression: `c`
+/// ("confidential", as in Eurostat's tables), unlike the `<5` of a primary one, because
+/// its true value may be large.
+pub const SECONDARY_SYMBOL: &str = "c";
 
 /// Applies primary and secondary suppression to one query result.
 pub fn apply(
@@ -51,6 +61,7 @@ pub fn apply(
         }
     }
     let mut suppressed: BTreeSet<(usize, &str)> = BTreeSet::new();
+    let mut secondary: BTreeSet<(usize, &str)> = BTreeSet::new();
     for (c, vals) in &values {
         for (r, v) in vals.iter().enumerate() {
             if let Some(v) = v
@@ -133,6 +144,7 @@ pub fn apply(
                 .min();
             if let Some((_, cell)) = partner {
                 suppressed.insert(cell);
+                secondary.insert(cell);
                 changed = true;
             }
         }
@@ -173,12 +185,25 @@ pub fn apply(
         })
         .collect();
     columns.push(Arc::new(marker));
+    let secondary_marker: StringArray = (0..rows)
+        .map(|r| {
+            let names: Vec<&str> = schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .filter(|n| secondary.contains(&(r, n)))
+                .collect();
+            (!names.is_empty()).then(|| names.join(","))
+        })
+        .collect();
+    columns.push(Arc::new(secondary_marker));
     let mut fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|f| f.as_ref().clone().with_nullable(true))
         .collect();
     fields.push(Field::new(MARKER, DataType::Utf8, true));
+    fields.push(Field::new(SECONDARY_MARKER, DataType::Utf8, true));
     let mut meta = schema.metadata().clone();
     meta.insert(MIN_COUNT_KEY.to_string(), min_count.to_string());
     let out_schema = Arc::new(Schema::new_with_metadata(fields, meta));
@@ -187,11 +212,27 @@ pub fn apply(
 
 /// Whether column `name` of row `row` was suppressed (per the marker column).
 pub fn is_suppressed(batch: &RecordBatch, row: usize, name: &str) -> bool {
+    listed(batch, MARKER, row, name)
+}
+
+/// Whether count `name` of row `row` was hidden by secondary suppression, as the
+/// partner of a small cell (per the [`SECONDARY_MARKER`] column).
+pub fn is_secondary(batch: &RecordBatch, row: usize, name: &str) -> bool {
+    listed(batch, SECONDARY_MARKER, row, name)
+}
+
+/// Whether `name` is in the comma-separated list of marker column `marker` at `row`.
+fn listed(batch: &RecordBatch, marker: &str, row: usize, name: &str) -> bool {
     batch
-        .column_by_name(MARKER)
-        .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
-        .filter(|m| m.is_valid(row))
+        .column_by_name(marker)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .filter(|m| row < m.len() && m.is_valid(row))
         .is_some_and(|m| m.value(row).split(',').any(|n| n == name))
+}
+
+/// Whether a column is one of the marker columns this module adds.
+pub fn is_marker(name: &str) -> bool {
+    name == MARKER || name == SECONDARY_MARKER
 }
 
 /// The threshold a suppressed batch was made with, if it was.
@@ -262,6 +303,10 @@ mod tests {
         assert!(is_suppressed(&out, 0, "contacts"));
         assert!(is_suppressed(&out, 0, "out_of_hours_share"));
         assert!(!is_suppressed(&out, 1, "contacts"));
+        // The 3 is primary (`<5`); the 12 is secondary, so it must not be shown as `<5`.
+        assert!(!is_secondary(&out, 0, "contacts"));
+        assert!(is_secondary(&out, 2, "contacts"));
+        assert!(is_suppressed(&out, 2, "contacts"));
         assert_eq!(min_count(&out), Some(5));
         // No published count is between 1 and 4.
         for c in info.counts {
@@ -285,6 +330,77 @@ mod tests {
         assert_eq!(ints(&out, "contacts"), vec![None, None, Some(30)]);
         assert!(is_suppressed(&out, 1, "out_of_hours_share"));
         assert!(!is_suppressed(&out, 2, "contacts"));
+        assert!(!is_secondary(&out, 0, "contacts"));
+        assert!(is_secondary(&out, 1, "contacts"));
+        // A derived value is never listed as secondary: it is written `-` either way.
+        assert!(!is_secondary(&out, 1, "out_of_hours_share"));
+        let names: Vec<String> = out
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(names[names.len() - 2..], [MARKER, SECONDARY_MARKER]);
+        let sec = out
+            .column_by_name(SECONDARY_MARKER)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .clone();
+        // whatsapp's contacts and families (equal counts here) are both partners.
+        assert_eq!(
+            sec.iter().collect::<Vec<_>>(),
+            vec![None, Some("contacts,families"), None]
+        );
+    }
+
+    #[test]
+    fn tables_and_csv_tell_primary_from_secondary() {
+        let info = find("contacts_by_month").unwrap();
+        let b = batch(
+            &["2024-01", "2024-01", "2024-01"],
+            &["phone", "whatsapp", "webchat"],
+            &[2, 70, 300],
+        );
+        let out = apply(&b, info, 5).unwrap();
+        let mut csv = Vec::new();
+        crate::output::write(&out, crate::output::Output::Csv, &mut csv).unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines[0],
+            "month,source,channel,contacts,families,out_of_hours,out_of_hours_share"
+        );
+        // The 2 is `<5`; its partner 70 is `c` (not `<5`: it is not small); the rate
+        // built on either is `-`; 0 stays 0.
+        assert_eq!(lines[1], "2024-01,s,phone,<5,<5,0,-");
+        assert_eq!(lines[2], "2024-01,s,whatsapp,c,c,0,-");
+        assert!(
+            lines[3].starts_with("2024-01,s,webchat,300,300,0,0"),
+            "{}",
+            lines[3]
+        );
+        let mut table = Vec::new();
+        crate::output::write(&out, crate::output::Output::Table, &mut table).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        assert!(!table.contains("suppressed"), "{table}");
+        let whatsapp = table.lines().find(|l| l.contains("whatsapp")).unwrap();
+        assert_eq!(
+            whatsapp.split_whitespace().collect::<Vec<_>>(),
+            ["2024-01", "s", "whatsapp", "c", "c", "0", "-"]
+        );
+        let mut json = Vec::new();
+        crate::output::write(&out, crate::output::Output::Json, &mut json).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(json[1]["contacts"], serde_json::Value::Null);
+        assert_eq!(
+            json[1]["suppressed"],
+            "contacts,families,out_of_hours_share"
+        );
+        assert_eq!(json[1]["suppressed_secondary"], "contacts,families");
+        assert_eq!(json[0]["suppressed_secondary"], serde_json::Value::Null);
+        assert_eq!(json[2]["suppressed"], serde_json::Value::Null);
     }
 
     #[test]
@@ -319,5 +435,8 @@ mod tests {
         );
         assert!(is_suppressed(&out, 0, "unmet_share"));
         assert_eq!(ints(&out, "needs"), vec![Some(40)]);
+        assert!(!is_secondary(&out, 0, "declined"));
+        assert!(is_secondary(&out, 0, "unmet"));
+        assert!(!is_secondary(&out, 0, "needs"));
     }
 }

@@ -3,12 +3,13 @@
 //! Power BI).
 //!
 //! A result that went through disclosure control ([`crate::disclosure`]) shows its
-//! suppressed counts as `<5` (the threshold used) and suppressed derived values as `-`
-//! in tables and CSV, and drops the marker column there; JSON and Parquet keep the
-//! nulls and the `suppressed` marker column, so programs can tell suppressed from
-//! missing.
+//! suppressed counts as `<5` (the threshold used), counts hidden by secondary
+//! suppression as `c` (their value may be large) and suppressed derived values as `-`
+//! in tables and CSV, and drops the marker columns there; JSON and Parquet keep the
+//! nulls and the `suppressed` and `suppressed_secondary` marker columns, so programs
+//! can tell suppressed from missing, and primary from secondary.
 
-use crate::disclosure::{MARKER, min_count};
+use crate::disclosure::{MARKER, SECONDARY_MARKER, SECONDARY_SYMBOL, is_marker, min_count};
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::error::ArrowError;
@@ -64,8 +65,8 @@ pub enum WriteError {
     Parquet(#[from] datafusion::parquet::errors::ParquetError),
 }
 
-fn suppressed_cells(batch: &RecordBatch) -> Option<Vec<Vec<String>>> {
-    let m = batch.column_by_name(MARKER)?;
+fn suppressed_cells(batch: &RecordBatch, marker: &str) -> Option<Vec<Vec<String>>> {
+    let m = batch.column_by_name(marker)?;
     let m = m
         .as_any()
         .downcast_ref::<datafusion::arrow::array::StringArray>()?;
@@ -88,13 +89,14 @@ fn text_cells(
     round_floats: bool,
 ) -> Result<(Vec<String>, Vec<Vec<String>>), ArrowError> {
     let schema = batch.schema();
-    let sup = suppressed_cells(batch);
+    let sup = suppressed_cells(batch, MARKER);
+    let sec = suppressed_cells(batch, SECONDARY_MARKER);
     let threshold = min_count(batch).unwrap_or(5);
     let opts = FormatOptions::default().with_null("");
     let mut header = Vec::new();
     let mut cols = Vec::new();
     for (i, f) in schema.fields().iter().enumerate() {
-        if f.name() == MARKER {
+        if is_marker(f.name()) {
             continue;
         }
         header.push(f.name().clone());
@@ -114,8 +116,13 @@ fn text_cells(
             let hidden = sup
                 .as_ref()
                 .is_some_and(|s| s[r].iter().any(|n| n == f.name()));
+            let partner = sec
+                .as_ref()
+                .is_some_and(|s| s[r].iter().any(|n| n == f.name()));
             let cell = if hidden {
-                if is_int {
+                if is_int && partner {
+                    SECONDARY_SYMBOL.to_string()
+                } else if is_int {
                     format!("<{threshold}")
                 } else {
                     "-".to_string()
@@ -154,7 +161,7 @@ fn write_table(batch: &RecordBatch, out: &mut dyn Write) -> Result<(), WriteErro
         .schema()
         .fields()
         .iter()
-        .filter(|f| f.name() != MARKER)
+        .filter(|f| !is_marker(f.name()))
         .map(|f| f.data_type().is_numeric())
         .collect();
     let line = |cells: &[String], out: &mut dyn Write| -> std::io::Result<()> {

@@ -19,9 +19,10 @@ Examples:
   culla query escalations_by_month --data data --callback-target-hours 48 --as-of 2025-01-31T00:00:00Z
 
 Months are 'YYYY-MM' in Europe/Rome time; weekday is ISO (1 = Monday .. 7 = Sunday).
-With --public, counts 1-4 are shown as <5 (null plus a 'suppressed' column in JSON and
-Parquet), a second cell is hidden where a total would give the first away, and rates
-built on hidden counts are hidden too (docs/DISCLOSURE.md).";
+With --public, counts 1-4 are shown as <5, a second cell is hidden where a total would
+give the first away (shown as c: its value may be large), and rates built on hidden
+counts are hidden too (shown as -). JSON and Parquet hold null there, plus the columns
+'suppressed' and 'suppressed_secondary' (docs/DISCLOSURE.md).";
 
 const SQL_EXAMPLES: &str = "\
 Examples:

@@ -9,11 +9,11 @@
 //! through [`Lang::count`], so no table prints a count from 1 to 4.
 
 use super::ReportData;
-use crate::data::{Cell, Summary, Table};
+use crate::data::{Cell, Hidden, Summary, Table};
 use crate::i18n::Lang;
 use crate::map::nil_map;
 use crate::survey::{Row as SurveyRow, Test};
-use crate::svg::{self, Series, esc};
+use crate::svg::{self, HiddenLabels, Mark, Series, esc};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -131,6 +131,12 @@ impl Renderer<'_> {
         self.lang.count(c, self.d.min_count)
     }
 
+    /// The count in column `name` of a result row: `<5` when small, `c` when withheld
+    /// as the partner of a small cell.
+    fn cnt(&self, t: &Table, r: &[Cell], name: &str) -> String {
+        self.lang.count_in(t, r, name, self.d.min_count)
+    }
+
     fn count_u(&self, v: u64) -> String {
         self.lang.count(&Cell::Int(v as i64), self.d.min_count)
     }
@@ -170,18 +176,48 @@ impl Renderer<'_> {
     /// Opens a figure with its number and caption; returns its id.
     fn figure(&mut self, caption: &str, svg: &str, data: &Tbl) {
         self.fig += 1;
-        let word = match self.lang {
-            Lang::It => "Figura",
-            Lang::En => "Figure",
-        };
+        let word = self.t("word.figure");
+        let table = self.table_block(data);
         let _ = write!(
             self.out,
-            "<figure id=\"fig-{n}\"><figcaption>{word} {n}. {}</figcaption>{svg}<details><summary>{}</summary>{}</details></figure>",
+            "<figure id=\"fig-{n}\"><figcaption>{word} {n}. {}</figcaption>{svg}<details><summary>{}</summary>{table}</details></figure>",
             esc(caption),
             esc(self.t("word.show_data")),
-            table_html(data),
             n = self.fig
         );
+    }
+
+    /// A figure whose data table is shown under the chart rather than folded away
+    /// (when the table says more than the chart: intervals, tests).
+    fn figure_open(&mut self, caption: &str, svg: &str, data: &Tbl) {
+        self.fig += 1;
+        let word = self.t("word.figure");
+        let table = self.table_block(data);
+        let _ = write!(
+            self.out,
+            "<figure id=\"fig-{n}\"><figcaption>{word} {n}. {}</figcaption>{svg}{table}</figure>",
+            esc(caption),
+            n = self.fig
+        );
+    }
+
+    /// A table followed by the legend of the disclosure symbols it uses, if any.
+    fn table_block(&self, t: &Tbl) -> String {
+        let mut o = table_html(t);
+        let cells = || t.rows.iter().flat_map(|r| r.iter().skip(1));
+        let min = self.d.min_count.to_string();
+        let small = format!("<{min}");
+        let mut notes = Vec::new();
+        if cells().any(|c| c.starts_with(&small)) {
+            notes.push(self.lang.f("legend.small", &[&min, &min]));
+        }
+        if cells().any(|c| c == culla_queries::disclosure::SECONDARY_SYMBOL) {
+            notes.push(self.lang.f("legend.partner", &[&min]));
+        }
+        if !notes.is_empty() {
+            let _ = write!(o, "<p class=\"note\">{}</p>", esc(&notes.join(" ")));
+        }
+        o
     }
 
     fn document(&mut self) {
@@ -277,20 +313,10 @@ impl Renderer<'_> {
             esc(&lang.f("kpi.heading", &[&self.d.year.to_string()]))
         );
         let check = |v: Option<f64>, target: f64| match v {
-            Some(v) if v >= target => format!(
-                "<span class=\"ok\">✓ {}</span>",
-                esc(match lang {
-                    Lang::It => "obiettivo raggiunto",
-                    Lang::En => "target met",
-                })
-            ),
-            Some(_) => format!(
-                "<span class=\"ko\">✗ {}</span>",
-                esc(match lang {
-                    Lang::It => "sotto l'obiettivo",
-                    Lang::En => "below target",
-                })
-            ),
+            Some(v) if v >= target => {
+                format!("<span class=\"ok\">✓ {}</span>", esc(lang.t("kpi.met")))
+            }
+            Some(_) => format!("<span class=\"ko\">✗ {}</span>", esc(lang.t("kpi.below"))),
             None => String::new(),
         };
         let items = [
@@ -429,9 +455,9 @@ impl Renderer<'_> {
                         self.month_label(&t.get(r, "month").as_text()),
                         t.get(r, "source").as_text(),
                         self.label("channel", &t.get(r, "channel").as_text()),
-                        self.count(t.get(r, "contacts")),
-                        self.count(t.get(r, "families")),
-                        self.count(t.get(r, "out_of_hours")),
+                        self.cnt(t, r, "contacts"),
+                        self.cnt(t, r, "families"),
+                        self.cnt(t, r, "out_of_hours"),
                     ]
                 })
                 .collect(),
@@ -522,9 +548,9 @@ impl Renderer<'_> {
                     vec![
                         self.month_label(&sl.get(r, "month").as_text()),
                         sl.get(r, "source").as_text(),
-                        self.count(sl.get(r, "calls")),
-                        self.count(sl.get(r, "answered")),
-                        self.count(sl.get(r, "abandoned")),
+                        self.cnt(sl, r, "calls"),
+                        self.cnt(sl, r, "answered"),
+                        self.cnt(sl, r, "abandoned"),
                         self.lang.pct_cell(sl.get(r, "answer_rate")),
                         self.lang.pct_cell(sl.get(r, "abandonment_rate")),
                         self.lang.num_cell(sl.get(r, "wait_p50_s"), 0),
@@ -540,7 +566,7 @@ impl Renderer<'_> {
         let lang = self.lang;
         self.chapter("s2", self.t("s2.heading"), self.t("s2.intro"));
         let t = &self.d.contacts_by_weekday_hour;
-        let mut grid: Vec<Vec<Option<f64>>> = vec![vec![Some(0.0); 24]; 7];
+        let mut grid: Vec<Vec<Mark>> = vec![vec![Mark::Value(0.0); 24]; 7];
         for r in &t.rows {
             let (Some(wd), Some(h)) = (t.get(r, "weekday").as_f64(), t.get(r, "hour").as_f64())
             else {
@@ -548,11 +574,12 @@ impl Renderer<'_> {
             };
             let (wd, h) = (wd as usize, h as usize);
             if (1..=7).contains(&wd) && h < 24 {
-                let cell = &mut grid[wd - 1][h];
-                *cell = match (*cell, t.get(r, "contacts").as_f64()) {
-                    (Some(a), Some(b)) => Some(a + b),
-                    _ => None,
+                let v = match (t.get(r, "contacts").as_f64(), t.hidden(r, "contacts")) {
+                    (Some(v), None) => Mark::Value(v),
+                    (_, Some(why)) => Mark::Hidden(why),
+                    (None, None) => Mark::Hidden(Hidden::Small),
                 };
+                grid[wd - 1][h] = grid[wd - 1][h] + v;
             }
         }
         let rows: Vec<String> = (1..=7).map(|d| lang.weekday(d).to_string()).collect();
@@ -560,7 +587,7 @@ impl Renderer<'_> {
         let (mut best, mut bd, mut bh) = (-1.0, 0, 0);
         for (d, row) in grid.iter().enumerate() {
             for (h, v) in row.iter().enumerate() {
-                if let Some(v) = v.filter(|v| *v > best) {
+                if let Some(v) = v.value().filter(|v| *v > best) {
                     (best, bd, bh) = (v, d, h);
                 }
             }
@@ -573,7 +600,6 @@ impl Renderer<'_> {
                 &self.count_u(best.max(0.0) as u64),
             ],
         );
-        let suppressed = self.t("word.suppressed");
         let svg = svg::heatmap(
             "c-heat",
             self.t("s2.fig"),
@@ -582,7 +608,10 @@ impl Renderer<'_> {
             &cols,
             &grid,
             &|v| lang.int(v),
-            suppressed,
+            HiddenLabels {
+                small: self.t("word.suppressed"),
+                partner: self.t("word.secondary"),
+            },
         );
         let data = Tbl {
             caption: self.t("s2.fig").to_string(),
@@ -595,8 +624,11 @@ impl Renderer<'_> {
                 .map(|(d, row)| {
                     std::iter::once(rows[d].clone())
                         .chain(row.iter().map(|v| match v {
-                            Some(v) => self.count_u(*v as u64),
-                            None => self.count(&Cell::Null),
+                            Mark::Value(v) => self.count_u(*v as u64),
+                            Mark::Hidden(Hidden::Small) => self.count(&Cell::Null),
+                            Mark::Hidden(Hidden::Partner) => {
+                                culla_queries::disclosure::SECONDARY_SYMBOL.to_string()
+                            }
                         }))
                         .collect()
                 })
@@ -701,10 +733,10 @@ impl Renderer<'_> {
                     vec![
                         self.month_label(&e.get(r, "month").as_text()),
                         e.get(r, "source").as_text(),
-                        self.count(e.get(r, "contacts")),
-                        self.count(e.get(r, "escalated")),
+                        self.cnt(e, r, "contacts"),
+                        self.cnt(e, r, "escalated"),
                         lang.pct_cell(e.get(r, "escalation_rate")),
-                        self.count(e.get(r, "referrals")),
+                        self.cnt(e, r, "referrals"),
                         lang.num_cell(e.get(r, "callback_p50_h"), 1),
                         lang.num_cell(e.get(r, "callback_p90_h"), 1),
                         share,
@@ -794,15 +826,11 @@ impl Renderer<'_> {
         };
         self.figure(self.t("s4.fig"), &svg, &data);
         if cats.iter().any(|c| c.1.2) {
-            let note = match lang {
-                Lang::It => {
-                    "* Il totale esclude celle oscurate (meno di 5): il valore vero è più alto."
-                }
-                Lang::En => {
-                    "* The total leaves out suppressed cells (fewer than 5): the true value is higher."
-                }
-            };
-            let _ = write!(self.out, "<p class=\"note\">{}</p>", esc(note));
+            let _ = write!(
+                self.out,
+                "<p class=\"note\">{}</p>",
+                esc(self.t("legend.partial"))
+            );
         }
         // Reasons: category rows, reason columns.
         let rt = &self.d.unmet_needs_by_reason;
@@ -834,7 +862,7 @@ impl Renderer<'_> {
                                 rt.get(r, "category").as_text() == *c
                                     && rt.get(r, "reason").as_text() == *reason
                             }) {
-                                Some(r) => self.count(rt.get(r, "needs")),
+                                Some(r) => self.cnt(rt, r, "needs"),
                                 None => "0".into(),
                             }
                         }))
@@ -842,12 +870,8 @@ impl Renderer<'_> {
                 })
                 .collect(),
         };
-        let _ = write!(
-            self.out,
-            "<h3>{}</h3>{}",
-            esc(self.t("s4.reasons")),
-            table_html(&table)
-        );
+        let block = self.table_block(&table);
+        let _ = write!(self.out, "<h3>{}</h3>{}", esc(self.t("s4.reasons")), block);
         self.out.push_str("</section>");
     }
 
@@ -862,8 +886,9 @@ impl Renderer<'_> {
             .unwrap_or_else(|| culla_schemas::reference::births_year_for(self.d.year));
         let intro = lang.f("s5.intro", &["3", &births_year.to_string()]);
         self.chapter("s5", self.t("s5.heading"), &intro);
-        // NIL values: Some(Some(rate)) shown, Some(None) suppressed, None no families.
-        let mut vals: BTreeMap<i32, (Cell, Cell, Cell, Cell, Cell)> = BTreeMap::new();
+        // NIL values: Some(Value(rate)) shown, Some(Hidden(why)) hidden by disclosure
+        // control, None no families (or no rate).
+        let mut vals: BTreeMap<i32, (Cell, Cell, Cell, Option<Hidden>)> = BTreeMap::new();
         for r in &t.rows {
             if let Ok(nil) = t.get(r, "nil").as_text().parse::<i32>() {
                 vals.insert(
@@ -872,29 +897,32 @@ impl Renderer<'_> {
                         t.get(r, "families").clone(),
                         t.get(r, "high_risk").clone(),
                         t.get(r, "high_risk_per_1000_births").clone(),
-                        t.get(r, "ci_low").clone(),
-                        t.get(r, "ci_high").clone(),
+                        t.hidden(r, "high_risk"),
                     ),
                 );
             }
         }
-        let shown = |nil: i32| -> Option<Option<f64>> {
+        let shown = |nil: i32| -> Option<Mark> {
             let v = vals.get(&nil)?;
             if v.0.as_f64() == Some(0.0) {
                 return None;
             }
+            if let Some(why) = v.3 {
+                return Some(Mark::Hidden(why));
+            }
             match (v.1.as_f64(), v.2.as_f64()) {
                 (Some(h), Some(rate)) if h == 0.0 || h >= f64::from(self.d.min_count) => {
-                    Some(Some(rate))
+                    Some(Mark::Value(rate))
                 }
-                _ => Some(None),
+                (Some(_), None) => None,
+                _ => Some(Mark::Hidden(Hidden::Small)),
             }
         };
         let map = nil_map();
         let max = svg::nice_max(
             map.shapes
                 .iter()
-                .filter_map(|s| shown(s.nil).flatten())
+                .filter_map(|s| shown(s.nil).and_then(Mark::value))
                 .fold(0.0, f64::max),
         );
         let mut top: Option<(String, f64)> = None;
@@ -907,7 +935,7 @@ impl Renderer<'_> {
                 .map(|n| n.name.clone())
                 .unwrap_or_else(|| s.name.clone());
             let (fill, label) = match shown(s.nil) {
-                Some(Some(rate)) => {
+                Some(Mark::Value(rate)) => {
                     if top.as_ref().is_none_or(|t| rate > t.1) {
                         top = Some((name.clone(), rate));
                     }
@@ -921,11 +949,15 @@ impl Renderer<'_> {
                         ),
                     )
                 }
-                Some(None) => {
+                Some(Mark::Hidden(why)) => {
                     suppressed += 1;
+                    let (pattern, text) = match why {
+                        Hidden::Small => ("map-hatch", self.t("word.suppressed")),
+                        Hidden::Partner => ("map-check", self.t("word.secondary")),
+                    };
                     (
-                        "url(#map-hatch)".to_string(),
-                        format!("{name} (NIL {}): {}", s.nil, self.t("word.suppressed")),
+                        format!("url(#{pattern})"),
+                        format!("{name} (NIL {}): {text}", s.nil),
                     )
                 }
                 None => (
@@ -948,16 +980,17 @@ impl Renderer<'_> {
             "s5.fig_desc",
             &[&top_name, &top_rate, &suppressed.to_string()],
         );
-        let legend_h = 26.0 * 7.0 + 20.0;
+        let legend_h = 26.0 * 8.0 + 20.0;
         let h = map.height.max(legend_h);
         let mut svg_out = String::new();
         let _ = write!(
             svg_out,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart map" viewBox="0 0 {} {h}" role="img" aria-labelledby="c-map-t c-map-d" font-size="12"><title id="c-map-t">{}</title><desc id="c-map-d">{}</desc>{}<g class="nils">{paths}</g>"#,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart map" viewBox="0 0 {} {h}" role="img" aria-labelledby="c-map-t c-map-d" font-size="12"><title id="c-map-t">{}</title><desc id="c-map-d">{}</desc>{}{}<g class="nils">{paths}</g>"#,
             map.width + 190.0,
             esc(self.t("s5.fig")),
             esc(&desc),
             svg::hatch_pattern("map-hatch"),
+            svg::check_pattern("map-check"),
         );
         let lx = map.width + 16.0;
         let _ = write!(
@@ -983,13 +1016,17 @@ impl Renderer<'_> {
         let y = 28.0 + 26.0 * 5.0;
         let _ = write!(
             svg_out,
-            r##"<rect x="{lx}" y="{y}" width="18" height="18" fill="url(#map-hatch)" stroke="{ink}" stroke-width="0.5"/><text x="{}" y="{}" fill="{ink}">{}</text><rect x="{lx}" y="{}" width="18" height="18" fill="#f2f2f2" stroke="{ink}" stroke-width="0.5"/><text x="{}" y="{}" fill="{ink}">{}</text>"##,
+            r##"<rect x="{lx}" y="{y}" width="18" height="18" fill="url(#map-hatch)" stroke="{ink}" stroke-width="0.5"/><text x="{}" y="{}" fill="{ink}">{}</text><rect x="{lx}" y="{}" width="18" height="18" fill="url(#map-check)" stroke="{ink}" stroke-width="0.5"/><text x="{}" y="{}" fill="{ink}">{}</text><rect x="{lx}" y="{}" width="18" height="18" fill="#f2f2f2" stroke="{ink}" stroke-width="0.5"/><text x="{}" y="{}" fill="{ink}">{}</text>"##,
             lx + 24.0,
             y + 13.0,
             esc(self.t("word.suppressed")),
             y + 26.0,
             lx + 24.0,
             y + 39.0,
+            esc(self.t("word.secondary")),
+            y + 52.0,
+            lx + 24.0,
+            y + 65.0,
             esc(self.t("word.nodata")),
             ink = svg::INK
         );
@@ -1013,8 +1050,8 @@ impl Renderer<'_> {
                 vec![
                     place,
                     mun,
-                    self.count(t.get(r, "families")),
-                    self.count(t.get(r, "high_risk")),
+                    self.cnt(t, r, "families"),
+                    self.cnt(t, r, "high_risk"),
                     lang.num_cell(t.get(r, "high_risk_per_1000_births"), 1),
                     match (t.get(r, "ci_low").as_f64(), t.get(r, "ci_high").as_f64()) {
                         (Some(a), Some(b)) => format!("{}–{}", lang.num(a, 1), lang.num(b, 1)),
@@ -1054,18 +1091,14 @@ impl Renderer<'_> {
                 .map(|r| {
                     vec![
                         self.label("flag", &f.get(r, "flag").as_text()),
-                        self.count(f.get(r, "families")),
+                        self.cnt(f, r, "families"),
                         lang.pct_cell(f.get(r, "share")),
                     ]
                 })
                 .collect(),
         };
-        let _ = write!(
-            self.out,
-            "<h3>{}</h3>{}",
-            esc(self.t("s5.flags")),
-            table_html(&flags)
-        );
+        let block = self.table_block(&flags);
+        let _ = write!(self.out, "<h3>{}</h3>{}", esc(self.t("s5.flags")), block);
 
         // Municipi: isolation risk beside unmet needs.
         let im = &self.d.isolation_risk_by_municipio;
@@ -1090,8 +1123,7 @@ impl Renderer<'_> {
                     .iter()
                     .find(|r| um.get(r, "municipio").as_text() == *k);
                 let cnt = |t: &Table, r: Option<&Vec<Cell>>, c: &str| {
-                    r.map(|r| self.count(t.get(r, c)))
-                        .unwrap_or_else(|| "0".into())
+                    r.map(|r| self.cnt(t, r, c)).unwrap_or_else(|| "0".into())
                 };
                 let num = |t: &Table, r: Option<&Vec<Cell>>, c: &str| {
                     r.map(|r| lang.num_cell(t.get(r, c), 1))
@@ -1129,12 +1161,8 @@ impl Renderer<'_> {
             .collect(),
             rows,
         };
-        let _ = write!(
-            self.out,
-            "<h3>{}</h3>{}",
-            esc(self.t("s5.municipi")),
-            table_html(&mun)
-        );
+        let block = self.table_block(&mun);
+        let _ = write!(self.out, "<h3>{}</h3>{}", esc(self.t("s5.municipi")), block);
         self.out.push_str("</section>");
     }
 
@@ -1189,7 +1217,8 @@ impl Renderer<'_> {
             ],
             rows,
         };
-        let _ = write!(self.out, "{}</section>", table_html(&t));
+        let block = self.table_block(&t);
+        let _ = write!(self.out, "{block}</section>");
     }
 
     fn survey_section(&mut self) {
@@ -1329,8 +1358,9 @@ impl Renderer<'_> {
                 })
                 .collect(),
         };
-        self.figure(self.t("s7.fig"), &svg, &data);
-        let _ = write!(self.out, "{}</section>", table_html(&data));
+        // The table says more than the chart (intervals, tests): shown once, open.
+        self.figure_open(self.t("s7.fig"), &svg, &data);
+        self.out.push_str("</section>");
     }
 
     fn methods_section(&mut self) {
@@ -1349,11 +1379,17 @@ impl Renderer<'_> {
         ] {
             let _ = write!(self.out, "<li>{}</li>", esc(self.t(id)));
         }
+        let min = self.d.min_count.to_string();
         let _ = write!(
             self.out,
-            "</ul><h3>{}</h3><p>{}</p><h3>{}</h3><p>{}</p><p>{}</p></section>",
+            "</ul><h3>{}</h3><p>{}</p><h3>{}</h3><ul class=\"symbols\"><li>{}</li><li>{}</li><li>{}</li><li>{}</li></ul><h3>{}</h3><p>{}</p><p>{}</p></section>",
             esc(self.t("s8.disclosure")),
             esc(self.t("s8.disclosure_text")),
+            esc(self.t("s8.symbols")),
+            esc(&self.lang.f("legend.small", &[&min, &min])),
+            esc(&self.lang.f("legend.partner", &[&min])),
+            esc(self.t("legend.dash")),
+            esc(self.t("legend.partial")),
             esc(self.t("s8.sources")),
             esc(self.t("s8.sources_text")),
             esc(culla_schemas::reference::ATTRIBUTION)

@@ -47,6 +47,8 @@ table { border-collapse: collapse; width: 100%; font-size: .9rem; font-variant-n
 caption { text-align: left; font-weight: 700; }
 th, td { border-bottom: 1px solid #c8c8c8; padding: .2rem .4rem; text-align: left; }
 td.n, th.n { text-align: right; }
+tbody th, td.n { white-space: nowrap; }
+.vh { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 .note { color: #4d4d4d; font-size: .85rem; }
 footer { color: #4d4d4d; font-size: .85rem; border-top: 1px solid #c8c8c8; margin-top: 2rem; padding-top: .6rem; }
 a:focus, select:focus, summary:focus { outline: 3px solid #D55E00; outline-offset: 2px; }

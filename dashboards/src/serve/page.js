@@ -1,6 +1,7 @@
 // culla live dashboard: fetches the named queries of the panels from this server's
 // /api/query/<name>, draws them as inline SVG, and polls /api/status every 5 s so data
-// committed by ingest shows up without a reload. No external resources.
+// committed by ingest shows up without a reload (`?refresh=0` draws once and stops:
+// for printing, screenshots and headless browsers). No external resources.
 "use strict";
 (function () {
   const D = window.CULLA_DASH, T = window.CULLA_T, LANG = window.CULLA_LANG;
@@ -8,6 +9,8 @@
   const SEQ = ["#fde725", "#5ec962", "#21918c", "#3b528b", "#440154"];
   const DASH = ["none", "6 3", "2 3", "8 3 2 3", "1 2"];
   const MIN = window.CULLA_MIN_COUNT;
+  const SECONDARY = "c";
+  const LIVE = new URLSearchParams(window.location.search).get("refresh") !== "0";
   const nf = (d) => new Intl.NumberFormat(LANG === "it" ? "it-IT" : "en-GB",
     { minimumFractionDigits: d, maximumFractionDigits: d, useGrouping: "always" });
   const errors = [];
@@ -26,7 +29,7 @@
   function label(col, v) {
     if (v === null || v === undefined) return "–";
     const s = String(v);
-    const pre = { category: "cat", reason: "reason", flag: "flag", channel: "channel" }[col];
+    const pre = { category: "cat", reason: "reason", flag: "flag", channel: "channel", comune: "comune" }[col];
     if (pre && T[pre + "." + s]) return T[pre + "." + s];
     if (s === "unknown") return t("word.unknown");
     if (col === "month" && /^\d{4}-\d{2}$/.test(s)) return T.months[parseInt(s.slice(5), 10) - 1] + " " + s.slice(0, 4);
@@ -50,6 +53,12 @@
     return 10 * p;
   }
   function col(res, name) { return res.columns.indexOf(name); }
+  // Whether disclosure control hid column `name` of row `r` as the partner of a small
+  // cell (its value may be large: written "c", not "<5").
+  function partner(res, r, name) {
+    const i = col(res, "suppressed_secondary");
+    return i >= 0 && typeof r[i] === "string" && r[i].split(",").indexOf(name) >= 0;
+  }
   function distinct(res, name) {
     const i = col(res, name), seen = [];
     if (i < 0) return seen;
@@ -61,9 +70,21 @@
       '" role="img" aria-labelledby="' + id + "-t " + id + '-d" font-size="12"><title id="' + id + '-t">' +
       esc(title) + '</title><desc id="' + id + '-d">' + esc(desc) + "</desc>";
   }
+  // Striped: a small hidden count ("<5"); checked: one withheld as its partner ("c").
   function hatch(id) {
     return '<defs><pattern id="' + id + '" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">' +
-      '<rect width="6" height="6" fill="#eeeeee"/><line x1="0" y1="0" x2="0" y2="6" stroke="#6b6b6b" stroke-width="2"/></pattern></defs>';
+      '<rect width="6" height="6" fill="#eeeeee"/><line x1="0" y1="0" x2="0" y2="6" stroke="#6b6b6b" stroke-width="2"/></pattern>' +
+      '<pattern id="' + id + '-c" width="8" height="8" patternUnits="userSpaceOnUse"><rect width="8" height="8" fill="#eeeeee"/>' +
+      '<rect width="4" height="4" fill="#6b6b6b"/><rect x="4" y="4" width="4" height="4" fill="#6b6b6b"/></pattern></defs>';
+  }
+  // Why a row's value is hidden: "small" when one of its counts is a hidden small one,
+  // else "partner" when one was withheld as a partner, else null (missing, not hidden).
+  function hiddenKind(res, r) {
+    const si = col(res, "suppressed");
+    if (si < 0 || typeof r[si] !== "string") return null;
+    const counts = r[si].split(",").filter((c) => res.counts.indexOf(c) >= 0);
+    if (counts.some((c) => !partner(res, r, c))) return "small";
+    return counts.length ? "partner" : null;
   }
 
   // Series for line and bar charts: one per `series` value, or one per y column.
@@ -71,21 +92,33 @@
     const xs = distinct(res, p.x).filter((x) => x !== null);
     const xi = col(res, p.x);
     const out = [];
-    const agg = (rows, yi) => {
-      const vals = rows.map((r) => r[yi]).filter((v) => typeof v === "number");
-      if (!vals.length) return null;
-      const sum = vals.reduce((a, b) => a + b, 0);
-      return p.format === "count" ? sum : sum / vals.length;
+    // Counts add up over the rows of one x (lines, channels); a rate is the mean of
+    // the rows' rates weighted by the count it is a rate of (its denominator, from the
+    // panel's `weights`), which is the rate of the summed counts.
+    const agg = (rows, yi, y) => {
+      const wi = p.weights && p.weights[y] ? col(res, p.weights[y]) : -1;
+      let sum = 0, den = 0;
+      for (const r of rows) {
+        const v = r[yi];
+        if (typeof v !== "number") continue;
+        const w = p.format === "count" ? 1 : wi >= 0 ? r[wi] : 1;
+        if (typeof w !== "number") continue;
+        sum += p.format === "count" ? v : v * w;
+        den += w;
+      }
+      if (den === 0) return null;
+      return p.format === "count" ? sum : sum / den;
     };
     if (p.series) {
       const si = col(res, p.series), yi = col(res, p.y[0]);
-      for (const s of distinct(res, p.series)) {
-        out.push({ name: label(p.series, s), values: xs.map((x) => agg(res.rows.filter((r) => r[xi] === x && r[si] === s), yi)) });
+      // Series in a fixed (sorted) order, so a line's colour does not move when data arrives.
+      for (const s of distinct(res, p.series).filter((v) => v !== null).sort()) {
+        out.push({ name: label(p.series, s), values: xs.map((x) => agg(res.rows.filter((r) => r[xi] === x && r[si] === s), yi, p.y[0])) });
       }
     } else {
       for (const y of p.y) {
         const yi = col(res, y);
-        out.push({ name: t("col." + y) !== "col." + y ? t("col." + y) : y, values: xs.map((x) => agg(res.rows.filter((r) => r[xi] === x), yi)) });
+        out.push({ name: t("col." + y) !== "col." + y ? t("col." + y) : y, values: xs.map((x) => agg(res.rows.filter((r) => r[xi] === x), yi, y)) });
       }
     }
     return { xs, out };
@@ -115,7 +148,11 @@
 
   function xyChart(p, res, kind) {
     const { xs, out } = seriesOf(p, res);
-    const w = 720, h = 300, left = 64, top = 28, pw = w - left - 12, ph = h - top - 40;
+    // Long category labels (needs) are slanted so neighbours do not overlap.
+    const longest = Math.max(0, ...xs.map((x) => String(label(p.x, x)).length));
+    const slant = longest * 6.5 > (720 - 76) / Math.max(xs.length, 1);
+    const w = 720, h = slant ? 300 + Math.min(longest, 24) * 4.5 : 300, top = 28, ph = 232;
+    const left = slant ? Math.max(64, Math.min(longest, 24) * 5.4 - 8) : 64, pw = w - left - 12;
     let max = 0;
     out.forEach((s) => s.values.forEach((v) => { if (v !== null && v > max) max = v; }));
     if (p.target) max = Math.max(max, p.target);
@@ -128,7 +165,11 @@
     let o = svgOpen("svg-" + p.id, w, h, p.title, desc) + yAxis(left, top, pw, ph, max, p.format);
     const every = Math.ceil(xs.length / 12);
     xs.forEach((x, i) => {
-      if (i % every === 0) o += '<text x="' + (left + step * (i + 0.5)) + '" y="' + (top + ph + 16) + '" text-anchor="middle" fill="#1a1a1a">' + esc(label(p.x, x)) + "</text>";
+      if (i % every !== 0) return;
+      const lx = left + step * (i + 0.5), ly = top + ph + 16;
+      o += slant
+        ? '<text x="' + lx + '" y="' + ly + '" text-anchor="end" transform="rotate(-35 ' + lx + " " + (ly - 4) + ')" fill="#1a1a1a">' + esc(label(p.x, x)) + "</text>"
+        : '<text x="' + lx + '" y="' + ly + '" text-anchor="middle" fill="#1a1a1a">' + esc(label(p.x, x)) + "</text>";
     });
     if (kind === "bar") {
       const bw = Math.max(step * 0.8 / Math.max(out.length, 1), 1);
@@ -170,14 +211,20 @@
     const ys = distinct(res, p.series).filter((x) => x !== null).sort(num);
     const xi = col(res, p.x), si = col(res, p.series), vi = col(res, p.y[0]);
     const cw = 27, chh = 26, left = 48, top = 30;
-    const w = left + cw * xs.length + 10, h = top + chh * ys.length + 50;
+    const w = left + cw * xs.length + 10, h = top + chh * ys.length + 72;
+    // A cell is a number, or "small" / "partner" when hidden. A sum with a hidden part
+    // is "small" only when every other part is 0 (else its value may be large).
     const grid = ys.map((y) => xs.map((x) => {
       const rows = res.rows.filter((r) => r[xi] === x && r[si] === y);
-      if (!rows.length) return 0;
-      return rows.some((r) => r[vi] === null) ? null : rows.reduce((a, r) => a + r[vi], 0);
+      const hidden = rows.filter((r) => typeof r[vi] !== "number");
+      const sum = rows.reduce((a, r) => a + (typeof r[vi] === "number" ? r[vi] : 0), 0);
+      if (!hidden.length) return sum;
+      if (hidden.length === 1 && sum === 0 && !partner(res, hidden[0], p.y[0])) return "small";
+      return "partner";
     }));
+    const isNum = (v) => typeof v === "number";
     let max = 1, best = null;
-    grid.forEach((row, i) => row.forEach((v, j) => { if (v !== null && v > max) max = v; if (v !== null && (!best || v > best.v)) best = { v, y: ys[i], x: xs[j] }; }));
+    grid.forEach((row, i) => row.forEach((v, j) => { if (isNum(v) && v > max) max = v; if (isNum(v) && (!best || v > best.v)) best = { v, y: ys[i], x: xs[j] }; }));
     const desc = t("dash.desc_heat") + (best ? " " + t("dash.desc_max") + " " + label(p.series, best.y) + " " + label(p.x, best.x) + ": " + fmt(best.v, "count", true) + "." : "");
     let o = svgOpen("svg-" + p.id, w, h, p.title, desc) + hatch("h-" + p.id);
     xs.forEach((x, j) => { o += '<text x="' + (left + cw * (j + 0.5)) + '" y="' + (top - 6) + '" text-anchor="middle" font-size="10" fill="#1a1a1a">' + esc(label(p.x, x)) + "</text>"; });
@@ -185,15 +232,20 @@
       o += '<text x="' + (left - 6) + '" y="' + (top + chh * i + chh / 2 + 4) + '" text-anchor="end" fill="#1a1a1a">' + esc(label(p.series, y)) + "</text>";
       xs.forEach((x, j) => {
         const v = grid[i][j];
-        const fill = v === null ? "url(#h-" + p.id + ")" : SEQ[Math.min(Math.floor(v / max * 5), 4)];
+        const fill = v === "small" ? "url(#h-" + p.id + ")" : v === "partner" ? "url(#h-" + p.id + "-c)" : SEQ[Math.min(Math.floor(v / max * 5), 4)];
+        const text = v === "small" ? t("word.suppressed") : v === "partner" ? t("word.secondary") : fmt(v, "count", true);
         o += '<rect class="cell" x="' + (left + cw * j) + '" y="' + (top + chh * i) + '" width="' + cw + '" height="' + chh + '" fill="' + fill +
-          '" stroke="#ffffff"><title>' + esc(label(p.series, y) + " " + label(p.x, x) + ": " + fmt(v, "count", true)) + "</title></rect>";
+          '" stroke="#ffffff"><title>' + esc(label(p.series, y) + " " + label(p.x, x) + ": " + text) + "</title></rect>";
       });
     });
     const ly = top + chh * ys.length + 18;
     SEQ.forEach((c, k) => {
       o += '<rect x="' + (left + 96 * k) + '" y="' + ly + '" width="14" height="14" fill="' + c + '" stroke="#1a1a1a" stroke-width="0.5"/>' +
         '<text x="' + (left + 96 * k + 18) + '" y="' + (ly + 11) + '" fill="#1a1a1a">≥ ' + esc(fmt(max * k / 5, "count", false)) + "</text>";
+    });
+    [["", "word.suppressed"], ["-c", "word.secondary"]].forEach(([suffix, id], k) => {
+      o += '<rect x="' + (left + 192 * k) + '" y="' + (ly + 22) + '" width="14" height="14" fill="url(#h-' + p.id + suffix + ')" stroke="#1a1a1a" stroke-width="0.5"/>' +
+        '<text x="' + (left + 192 * k + 18) + '" y="' + (ly + 33) + '" fill="#1a1a1a">' + esc(t(id)) + "</text>";
     });
     return o + "</svg>";
   }
@@ -211,28 +263,32 @@
     shapes.shapes.forEach((s) => {
       const r = byNil[String(s.nil)];
       let fill = "#f2f2f2", what = t("word.nodata");
-      if (r && r[vi] === null) { fill = "url(#h-" + p.id + ")"; what = t("word.suppressed"); suppressed++; }
+      const why = r && r[vi] === null ? hiddenKind(res, r) : null;
+      if (why === "small") { fill = "url(#h-" + p.id + ")"; what = t("word.suppressed"); suppressed++; }
+      else if (why === "partner") { fill = "url(#h-" + p.id + "-c)"; what = t("word.secondary"); suppressed++; }
       else if (r && typeof r[vi] === "number") { fill = SEQ[Math.min(Math.floor(r[vi] / max * 5), 4)]; what = fmt(r[vi], p.format, false); shown++; }
       paths += '<path class="nil" data-nil="' + s.nil + '" d="' + s.d + '" fill="' + fill + '" stroke="#5a5a5a" stroke-width="0.6"><title>' +
         esc(s.name + " (NIL " + s.nil + "): " + what) + "</title></path>";
     });
-    const desc = t("dash.desc_map") + " " + shown + " NIL; " + t("word.suppressed") + ": " + suppressed + ".";
-    let o = svgOpen("svg-" + p.id, shapes.width + 190, Math.max(shapes.height, 220), p.title, desc) + hatch("h-" + p.id) + "<g>" + paths + "</g>";
-    const lx = shapes.width + 16;
-    SEQ.forEach((c, k) => {
-      const y = 28 + 26 * k;
-      o += '<rect x="' + lx + '" y="' + y + '" width="18" height="18" fill="' + c + '" stroke="#1a1a1a" stroke-width="0.5"/><text x="' + (lx + 24) + '" y="' + (y + 13) +
-        '" fill="#1a1a1a">' + esc(fmt(max * k / 5, p.format, false) + "–" + fmt(max * (k + 1) / 5, p.format, false)) + "</text>";
+    const desc = t("dash.desc_map") + " " + shown + " NIL; " + t("dash.hidden") + ": " + suppressed + ".";
+    // The legend is drawn large (font 17 in map units): the map is scaled down to fit.
+    const lx = shapes.width + 16, row = 30, box = 22;
+    let o = svgOpen("svg-" + p.id, shapes.width + 250, Math.max(shapes.height, 32 + row * 8), p.title, desc) + hatch("h-" + p.id) + "<g>" + paths + '</g><g font-size="17">';
+    const item = (k, fill, text) => '<rect x="' + lx + '" y="' + (24 + row * k) + '" width="' + box + '" height="' + box + '" fill="' + fill +
+      '" stroke="#1a1a1a" stroke-width="0.5"/><text x="' + (lx + box + 8) + '" y="' + (24 + row * k + 17) + '" fill="#1a1a1a">' + esc(text) + "</text>";
+    SEQ.forEach((c, k) => { o += item(k, c, fmt(max * k / 5, p.format, false) + "–" + fmt(max * (k + 1) / 5, p.format, false)); });
+    [["url(#h-" + p.id + ")", "word.suppressed"], ["url(#h-" + p.id + "-c)", "word.secondary"], ["#f2f2f2", "word.nodata"]].forEach(([fill, id], k) => {
+      o += item(5 + k, fill, t(id));
     });
-    const y = 28 + 26 * 5;
-    o += '<rect x="' + lx + '" y="' + y + '" width="18" height="18" fill="url(#h-' + p.id + ')" stroke="#1a1a1a" stroke-width="0.5"/><text x="' + (lx + 24) + '" y="' + (y + 13) + '" fill="#1a1a1a">' + esc(t("word.suppressed")) + "</text>";
-    o += '<rect x="' + lx + '" y="' + (y + 26) + '" width="18" height="18" fill="#f2f2f2" stroke="#1a1a1a" stroke-width="0.5"/><text x="' + (lx + 24) + '" y="' + (y + 39) + '" fill="#1a1a1a">' + esc(t("word.nodata")) + "</text>";
+    o += "</g>";
     return o + "</svg>";
   }
 
   function table(p, res, cols) {
-    const names = cols && cols.length ? cols.filter((c) => col(res, c) >= 0) : res.columns;
-    let o = "<table><caption>" + esc(p.title) + "</caption><thead><tr>";
+    const names = cols && cols.length ? cols.filter((c) => col(res, c) >= 0)
+      : res.columns.filter((c) => c !== "suppressed" && c !== "suppressed_secondary");
+    // A table panel's caption repeats its figure's caption: kept for screen readers only.
+    let o = "<table><caption" + (p.chart === "table" ? ' class="vh"' : "") + ">" + esc(p.title) + "</caption><thead><tr>";
     names.forEach((c, i) => { o += '<th scope="col"' + (i ? ' class="n"' : "") + ">" + esc(T["col." + c] || c) + "</th>"; });
     o += "</tr></thead><tbody>";
     if (!res.rows.length) o += '<tr><td colspan="' + names.length + '">' + esc(t("word.nodata")) + "</td></tr>";
@@ -242,8 +298,11 @@
         const v = r[col(res, c)];
         const isCount = res.counts.indexOf(c) >= 0;
         const shareLike = /(_rate|_share|^share|service_level)$/.test(c);
-        const text = /year$/.test(c) && typeof v === "number" ? String(v) : typeof v === "number" ? fmt(v, isCount ? "count" : shareLike ? "pct" : Number.isInteger(v) ? "count" : "num", isCount)
-          : v === null ? fmt(null, "num", isCount) : label(c, v);
+        // Keys (hour, weekday, NIL, Municipio, year) are labels, not quantities.
+        const isKey = /^(hour|weekday|nil|municipio|month|year|births_year)$/.test(c);
+        const text = v === null ? (isCount && partner(res, r, c) ? SECONDARY : fmt(null, "num", isCount))
+          : isKey || typeof v !== "number" ? label(c, v)
+          : fmt(v, isCount ? "count" : shareLike ? "pct" : Number.isInteger(v) ? "count" : "num", isCount);
         o += i ? '<td class="n">' + esc(text) + "</td>" : '<th scope="row">' + esc(text) + "</th>";
       });
       o += "</tr>";
@@ -282,12 +341,14 @@
   }
   async function refresh() {
     const q = query();
-    await Promise.all(D.panels.map(async (p) => {
+    // One request at a time: the server answers one at a time anyway, and a burst of
+    // parallel fetches could leave one stalled behind idle keep-alive connections.
+    for (const p of D.panels) {
       try { draw(p, await getJSON("/api/query/" + encodeURIComponent(p.query) + "?" + q)); }
       catch (e) { fail(e.message || e); }
-    }));
+    }
     document.body.setAttribute("data-loaded", String(lastSeq));
-    sel("status").textContent = t("dash.updated") + ": " + new Date().toLocaleTimeString(LANG === "it" ? "it-IT" : "en-GB") + " · " + t("dash.live");
+    sel("status").textContent = t("dash.updated") + ": " + new Date().toLocaleTimeString(LANG === "it" ? "it-IT" : "en-GB") + " · " + t(LIVE ? "dash.live" : "dash.static");
   }
   function fillSelect(id, values, current, labelOf) {
     const s = sel(id), keep = current !== undefined ? current : s.value;
@@ -318,7 +379,7 @@
     }
     ["f-year", "f-source", "f-municipio"].forEach((id) => sel(id).addEventListener("change", () => { lastKey = ""; poll(); }));
     await poll();
-    setInterval(poll, 5000);
+    if (LIVE) setInterval(poll, 5000);
   }
   start();
 })();
