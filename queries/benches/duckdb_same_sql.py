@@ -32,6 +32,8 @@ DIALECT = [
     # ordered aggregate "last value"
     (re.compile(r"\blast_value\("), "last("),
     (re.compile(r"\bmake_array\("), "list_value("),
+    # culla's exact percentile (linear interpolation) is DuckDB's quantile_cont
+    (re.compile(r"\bpercentile_exact\("), "quantile_cont("),
     # DataFusion names generate_series' column `value`
     (re.compile(r"generate_series\((\d+), (\d+)\) (\w+)\b"), r"generate_series(\1, \2) \3(value)"),
 ]

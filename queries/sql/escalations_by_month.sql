@@ -21,8 +21,8 @@ r AS (
     source,
     count(*) AS referrals,
     count(CASE WHEN reached THEN 1 END) AS referrals_reached,
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY hours_to_callback) AS callback_p50_h,
-    percentile_cont(0.9) WITHIN GROUP (ORDER BY hours_to_callback) AS callback_p90_h,
+    percentile_exact(hours_to_callback, 0.5) AS callback_p50_h,
+    percentile_exact(hours_to_callback, 0.9) AS callback_p90_h,
     count(CASE WHEN callback_within_target THEN 1 END) AS callback_within_target
   FROM referrals
   GROUP BY month, source

@@ -13,8 +13,8 @@ SELECT
   count(CASE WHEN answered_within_30s THEN 1 END) AS answered_within_30s,
   CAST(count(CASE WHEN answered THEN 1 END) AS DOUBLE) / count(*) AS answer_rate,
   CAST(count(CASE WHEN abandoned THEN 1 END) AS DOUBLE) / count(*) AS abandonment_rate,
-  percentile_cont(0.5) WITHIN GROUP (ORDER BY CASE WHEN answered THEN wait_s END) AS wait_p50_s,
-  percentile_cont(0.9) WITHIN GROUP (ORDER BY CASE WHEN answered THEN wait_s END) AS wait_p90_s,
+  percentile_exact(CASE WHEN answered THEN wait_s END, 0.5) AS wait_p50_s,
+  percentile_exact(CASE WHEN answered THEN wait_s END, 0.9) AS wait_p90_s,
   CAST(count(CASE WHEN answered_within_30s THEN 1 END) AS DOUBLE) / count(*) AS service_level,
   0.85 AS service_level_target
 FROM contacts

@@ -20,9 +20,11 @@
 //! The projections are SQL files (`transform/sql/*.sql`, embedded) rendered with the
 //! period and options: DataFusion does all the heavy lifting. Readers must hold
 //! [`read_lock`] while queries run so a concurrent compaction never swaps files under
-//! them. The SQL functions `poisson_ci_low` / `poisson_ci_high` come from [`stats`].
+//! them. The SQL functions `poisson_ci_low` / `poisson_ci_high` come from [`stats`],
+//! the exact percentile aggregate `percentile_exact` from [`percentile`].
 
 pub mod cache;
+pub mod percentile;
 pub mod stats;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -187,6 +189,7 @@ pub fn new_context() -> SessionContext {
     for udf in stats::udfs() {
         ctx.register_udf(udf);
     }
+    ctx.register_udaf(percentile::udaf());
     ctx
 }
 
