@@ -380,8 +380,6 @@ fn broker_restart_mid_run_loses_nothing() {
 }
 
 #[test]
-#[ignore = "open bug: with two members on one data dir ~12 of 3000 events were stored twice \
-            (rebalance hand-over vs. the pipeline's fencing); see docs/KAFKA.md"]
 fn two_processes_in_one_group_split_the_partitions() {
     let brokers = brokers();
     let prefix = unique("group");

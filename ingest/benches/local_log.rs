@@ -1,26 +1,35 @@
-//! Local log → Parquet throughput and peak memory.
+//! Local log → Parquet throughput and peak memory, beside DuckDB on the same NDJSON.
 //!
-//! Simulates `CULLA_BENCH_EVENTS` events (default 1,000,000) with `culla-simulate`,
+//! Simulates one realistic year of Milan's line (2024, seed 7) with as many contacts as
+//! `CULLA_BENCH_EVENTS` events need (default 1,000,000; `contacts_for_events`, the same
+//! sizing as the simulate bench), keeps the first `CULLA_BENCH_EVENTS` lines, and counts
+//! their distinct valid `event_id`s independently (`parse_event` over every line). It
 //! appends them to a fresh local log (timed: produce rate), then ingests them with
 //! `--until-idle` in a child process of this same binary, so the child's peak RSS
-//! (`VmHWM` of /proc/self/status) measures ingest alone. With `CULLA_PYTHON` pointing at
-//! a Python that has `duckdb`, the same NDJSON is also converted by DuckDB
-//! (`COPY … TO parquet (zstd)`, 2 threads) for a ratio measured in the same run.
+//! (`VmHWM` of /proc/self/status) measures ingest alone. After the child exits, the
+//! manifest's live `events` files must hold exactly the distinct valid events. With
+//! `CULLA_PYTHON` pointing at a Python that has `duckdb`, the same NDJSON is also
+//! converted by DuckDB (`COPY … TO parquet (zstd)`, 2 threads) for a ratio measured in
+//! the same run. Prints a Markdown table.
 //!
 //! Run: `cargo bench -p culla-ingest --bench local_log` (set `CULLA_BENCH_EVENTS=100000`
 //! for a quick run). Figures are recorded in docs/bench-ingest-local.md.
 
+use chrono::Utc;
 use culla_ingest::EventSink;
 use culla_ingest::locallog::LocalLogSink;
 use culla_ingest::locallog::LocalLogSource;
 use culla_ingest::pipeline::{self, IngestOptions};
 use culla_ingest::produce::route;
-use culla_schemas::layout::DataDir;
-use culla_simulate::{SimConfig, simulate};
+use culla_schemas::layout::{DataDir, Snapshot, TABLE_EVENTS};
+use culla_schemas::parse_event;
+use culla_simulate::{SimConfig, contacts_for_events, simulate};
+use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 const CHILD: &str = "CULLA_BENCH_CHILD_DIR";
+const RESULT: &str = "bench-result";
 
 fn vm_hwm_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -38,6 +47,7 @@ fn vm_hwm_mb() -> f64 {
 fn child(dir: &str) {
     let dir = DataDir::new(dir);
     let topics: Vec<String> = ["calls", "chats", "referrals"].map(String::from).to_vec();
+    let t = Instant::now();
     let mut src =
         LocalLogSource::open(dir.log_dir(), &topics, pipeline::start_offsets(&dir, "log"))
             .expect("open the local log");
@@ -45,16 +55,11 @@ fn child(dir: &str) {
         until_idle: true,
         ..IngestOptions::default()
     };
-    let t = Instant::now();
     let s = pipeline::run(&mut src, &dir, &opts, &AtomicBool::new(false)).expect("ingest");
     let secs = t.elapsed().as_secs_f64();
     let n = s.events + s.duplicates + s.dead_letter_total();
-    println!(
-        "ingest: {n} messages in {secs:.2} s = {:.0} events/s; {}; peak RSS {:.0} MB",
-        n as f64 / secs,
-        s,
-        vm_hwm_mb()
-    );
+    eprintln!("ingest: {s}");
+    println!("{RESULT} {n} {secs} {} {}", vm_hwm_mb(), s.files);
 }
 
 fn main() {
@@ -64,57 +69,82 @@ fn main() {
     }
     let want: usize = std::env::var("CULLA_BENCH_EVENTS")
         .ok()
-        .and_then(|s| s.parse().ok())
+        .and_then(|s| s.replace('_', "").parse().ok())
         .unwrap_or(1_000_000);
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = DataDir::new(tmp.path());
-    let mut sink = LocalLogSink::open(dir.log_dir(), 3).expect("open the local log");
-    let (mut n, mut bytes, mut gen_secs, mut put_secs) = (0usize, 0usize, 0.0, 0.0);
-    'outer: for seed in 1.. {
-        for year in 2015..=2025 {
-            let t = Instant::now();
-            let cfg = SimConfig {
-                year,
-                seed,
-                contacts: Some(20_000),
-                ..SimConfig::default()
-            };
-            let lines = simulate(&cfg);
-            gen_secs += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            for l in &lines {
-                let (topic, key, _) = route(&l.bytes, "calls");
-                sink.send(topic, &key, &l.bytes).expect("append");
-                n += 1;
-                bytes += l.bytes.len() + 1;
-                if n >= want {
-                    put_secs += t.elapsed().as_secs_f64();
-                    break 'outer;
-                }
+
+    let t = Instant::now();
+    let mut cfg = SimConfig::default();
+    cfg.contacts = Some(contacts_for_events(&cfg, want as u64));
+    let mut lines = simulate(&cfg);
+    lines.truncate(want);
+    let gen_secs = t.elapsed().as_secs_f64();
+    assert_eq!(lines.len(), want, "the simulated year is long enough");
+
+    // The expected outcome, worked out from the input: distinct valid event ids.
+    let now = Utc::now();
+    let mut distinct = HashSet::with_capacity(lines.len());
+    let mut invalid = 0usize;
+    for l in &lines {
+        match parse_event(&l.bytes, now) {
+            Ok(ev) => {
+                distinct.insert(ev.event_id);
             }
-            put_secs += t.elapsed().as_secs_f64();
-        }
-        if seed > 100 {
-            break;
+            Err(_) => invalid += 1,
         }
     }
+    let distinct = distinct.len();
+
     let t = Instant::now();
+    let mut sink = LocalLogSink::open(dir.log_dir(), 3).expect("open the local log");
+    let mut bytes = 0usize;
+    for l in &lines {
+        let (topic, key, _) = route(&l.bytes, "calls");
+        sink.send(topic, &key, &l.bytes).expect("append");
+        bytes += l.bytes.len() + 1;
+    }
     sink.flush().expect("flush");
     drop(sink);
-    put_secs += t.elapsed().as_secs_f64();
+    let put_secs = t.elapsed().as_secs_f64();
+    drop(lines);
     println!(
-        "simulated {n} events ({:.0} MB NDJSON) in {gen_secs:.1} s; appended to the local log at {:.0} events/s",
+        "simulated {want} events of {} ({} contacts, {:.0} MB NDJSON) in {gen_secs:.1} s: \
+         {distinct} distinct valid, {invalid} invalid; appended to the local log at {:.0} events/s",
+        cfg.year,
+        cfg.contacts.unwrap_or(0),
         bytes as f64 / 1e6,
-        n as f64 / put_secs
+        want as f64 / put_secs
     );
 
     let exe = std::env::current_exe().expect("own path");
-    let status = std::process::Command::new(exe)
+    let out = std::process::Command::new(exe)
         .env(CHILD, tmp.path())
-        .status()
+        .stderr(std::process::Stdio::inherit())
+        .output()
         .expect("run the ingest child");
-    assert!(status.success(), "the ingest child failed");
+    assert!(out.status.success(), "the ingest child failed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<f64> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(RESULT))
+        .expect("the child reports its result")
+        .split_whitespace()
+        .map(|x| x.parse().expect("a number"))
+        .collect();
+    let (messages, secs, rss, files) = (fields[0], fields[1], fields[2], fields[3]);
+    let ingest_rate = messages / secs;
 
+    // What was stored, read from the manifest (not from the child's own report).
+    let snap = Snapshot::load(&dir).expect("read the manifest");
+    let written: u64 = snap.live_files(TABLE_EVENTS).map(|f| f.rows).sum();
+    assert_eq!(messages as usize, want, "the child read every message");
+    assert_eq!(
+        written as usize, distinct,
+        "rows written must equal the distinct valid events"
+    );
+
+    let mut duck: Option<(f64, f64)> = None;
     if let Ok(py) = std::env::var("CULLA_PYTHON") {
         let script = r#"
 import sys, time
@@ -129,19 +159,41 @@ t = time.time()
 con.execute(f"copy (select * from read_json('{root}/log/*/*/*.ndjson', format='newline_delimited', union_by_name=true, ignore_errors=true)) to '{root}/duck.parquet' (format parquet, compression zstd)")
 secs = time.time() - t
 n = con.execute(f"select count(*) from read_parquet('{root}/duck.parquet')").fetchone()[0]
-print(f"duckdb: {n} rows in {secs:.2f} s = {n/secs:.0f} rows/s (2 threads, read_json → zstd parquet)")
+print(n, secs)
 "#;
-        let out = std::process::Command::new(&py)
+        match std::process::Command::new(&py)
             .arg("-c")
             .arg(script)
             .arg(tmp.path())
-            .output();
-        match out {
-            Ok(o) => {
-                print!("{}", String::from_utf8_lossy(&o.stdout));
-                eprint!("{}", String::from_utf8_lossy(&o.stderr));
+            .output()
+        {
+            Ok(o) if o.status.success() => {
+                let s = String::from_utf8_lossy(&o.stdout);
+                let v: Vec<f64> = s
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                if v.len() == 2 {
+                    duck = Some((v[0], v[1]));
+                }
             }
+            Ok(o) => eprintln!("duckdb failed: {}", String::from_utf8_lossy(&o.stderr)),
             Err(e) => eprintln!("cannot run {py}: {e}"),
         }
+    }
+
+    println!();
+    println!("| what | events | seconds | events/s | peak RSS | ratio |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| culla ingest --until-idle (local log → Parquet) | {messages:.0} read, {written} written, {files:.0} files | {secs:.2} | {ingest_rate:.0} | {rss:.0} MB | 1.00 |"
+    );
+    match duck {
+        Some((rows, dsecs)) => println!(
+            "| DuckDB read_json → zstd Parquet, 2 threads | {rows:.0} rows | {dsecs:.2} | {:.0} | — | {:.2} (culla ÷ DuckDB) |",
+            rows / dsecs,
+            ingest_rate / (rows / dsecs)
+        ),
+        None => println!("| DuckDB | not run (set CULLA_PYTHON to a Python with duckdb) | | | | |"),
     }
 }

@@ -137,13 +137,15 @@ fn merge(dir: &DataDir, staging: &Staging, inputs: &[FileEntry]) -> Result<FileE
                         .write(true)
                         .open(&path)
                         .map_err(io_err("create", &path))?;
+                    let props = files::writer_properties_for(Some(&b.schema()));
                     let w =
-                        ArrowWriter::try_new(file, b.schema(), Some(files::writer_properties()))
-                            .map_err(|source| Error::Parquet {
+                        ArrowWriter::try_new(file, b.schema(), Some(props)).map_err(|source| {
+                            Error::Parquet {
                                 action: "write",
                                 path: path.clone(),
                                 source,
-                            })?;
+                            }
+                        })?;
                     writer.insert(w)
                 }
             };

@@ -5,8 +5,11 @@
 //! place. A writer holds an exclusive lock on `_culla/staging/<writer id>.lock` while it
 //! lives, so recovery can tell a dead writer's orphans (deleted) from a live writer's
 //! files in progress (left alone). The Parquet settings are chosen for the tools
-//! analysts use (DuckDB, pandas, Power BI): plain zstd, ~128k-row row groups, statistics
-//! on, Parquet 1.0 encodings, `at` as INT64 `TIMESTAMP(MICROS, isAdjustedToUTC=true)`.
+//! analysts use (DuckDB, pandas, Power BI): plain zstd (level 1, on the bulky columns),
+//! ~128k-row row groups, statistics on, Parquet 1.0 encodings, `at` as INT64
+//! `TIMESTAMP(MICROS, isAdjustedToUTC=true)`. fsync is the slowest step on ordinary
+//! disks, so a commit's many files and directories are synced concurrently
+//! ([`sync_files`], [`sync_dirs`]).
 
 use crate::error::io_err;
 use crate::{Error, Result};
@@ -18,6 +21,7 @@ use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use datafusion::parquet::schema::types::ColumnPath;
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -25,19 +29,80 @@ use std::path::{Path, PathBuf};
 /// Rows per Parquet row group.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
+/// Columns whose values are (nearly) all distinct: a dictionary would only be built and
+/// thrown away, so they are written plain.
+const UNIQUE_COLUMNS: &[&str] = &["event_id", "raw", "raw_text", "contact_id", "offset", "at"];
+
+/// Columns that carry the bulk of a file's bytes; the others (enums, flags, sparse
+/// payload fields) are dictionary- and RLE-encoded to a few bytes per page, so zstd is
+/// not worth a compression context per column chunk on them.
+const COMPRESSED_COLUMNS: &[&str] = &[
+    "event_id",
+    "contact_id",
+    "family",
+    "at",
+    "at_local",
+    "raw",
+    "raw_text",
+    "extra",
+    "offset",
+    "need_id",
+    "need_ids",
+    "referral_id",
+    "appointment_id",
+    "key",
+    "detail",
+];
+
 /// The writer settings of every culla Parquet file.
 pub fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+    writer_properties_for(None)
+}
+
+/// The writer settings of a file of `schema`: zstd level 1 on the bulky columns, no
+/// dictionary on the unique ones, no statistics on the raw JSON.
+pub fn writer_properties_for(
+    schema: Option<&datafusion::arrow::datatypes::Schema>,
+) -> WriterProperties {
+    let zstd = Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default());
+    let mut b = WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_1_0)
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+        .set_compression(zstd)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_created_by(format!("culla {}", env!("CARGO_PKG_VERSION")))
-        .build()
+        .set_created_by(format!("culla {}", env!("CARGO_PKG_VERSION")));
+    if let Some(schema) = schema {
+        for f in schema.fields() {
+            let name = f.name().as_str();
+            let path = ColumnPath::from(name);
+            if !COMPRESSED_COLUMNS.contains(&name) {
+                b = b.set_column_compression(path.clone(), Compression::UNCOMPRESSED);
+            }
+            if UNIQUE_COLUMNS.contains(&name) {
+                b = b.set_column_dictionary_enabled(path.clone(), false);
+            }
+            if matches!(name, "raw" | "raw_text" | "extra" | "detail") {
+                b = b.set_column_statistics_enabled(path, EnabledStatistics::None);
+            }
+        }
+    }
+    b.build()
 }
 
 /// Writes `batches` (all of `schema`) as one Parquet file at `path`, fsynced; returns its size.
 pub fn write_parquet(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) -> Result<u64> {
+    let (file, len) = write_parquet_unsynced(path, schema, batches)?;
+    file.sync_all().map_err(io_err("sync", path))?;
+    Ok(len)
+}
+
+/// Writes `batches` as one Parquet file at `path` without fsyncing it: the caller syncs
+/// the returned file (see [`sync_files`]) before anything refers to it.
+pub fn write_parquet_unsynced(
+    path: &Path,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(File, u64)> {
     let file = OpenOptions::new()
         .create_new(true)
         .write(true)
@@ -48,16 +113,92 @@ pub fn write_parquet(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) ->
         path: path.to_path_buf(),
         source,
     };
-    let mut w = ArrowWriter::try_new(file, schema, Some(writer_properties())).map_err(perr)?;
+    let props = writer_properties_for(Some(&schema));
+    let mut w = ArrowWriter::try_new(
+        std::io::BufWriter::with_capacity(1 << 20, file),
+        schema,
+        Some(props),
+    )
+    .map_err(perr)?;
     for b in batches {
         if b.num_rows() > 0 {
             w.write(b).map_err(perr)?;
         }
     }
-    let file = w.into_inner().map_err(perr)?;
-    file.sync_all().map_err(io_err("sync", path))?;
+    let file = w
+        .into_inner()
+        .map_err(perr)?
+        .into_inner()
+        .map_err(|e| io_err("write", path)(e.into_error()))?;
     let len = file.metadata().map_err(io_err("stat", path))?.len();
-    Ok(len)
+    Ok((file, len))
+}
+
+/// Most threads [`sync_files`] and [`sync_dirs`] use: fsync waits on the disk, not the
+/// CPU, and a journaling filesystem commits concurrent fsyncs together.
+const SYNC_THREADS: usize = 32;
+
+/// fsyncs files on several threads at once; the first error wins.
+pub fn sync_files(files: &[(File, PathBuf)]) -> Result<()> {
+    parallel(files, |(f, p)| f.sync_all().map_err(io_err("sync", p)))
+}
+
+/// fsyncs directories on several threads at once; the first error wins.
+pub fn sync_dirs(dirs: &[PathBuf]) -> Result<()> {
+    parallel(dirs, |d| layout::sync_dir(d).map_err(Error::from))
+}
+
+fn parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<()> + Sync) -> Result<()> {
+    if items.len() <= 1 {
+        return items.iter().try_for_each(f);
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = items.len().min(SYNC_THREADS);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            return Ok(());
+                        };
+                        f(item)?;
+                    }
+                })
+            })
+            .collect();
+        let mut result = Ok(());
+        for h in handles {
+            let r = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    })
+}
+
+/// Takes the data directory's commit lock (`_culla/commit.lock`), exclusively, waiting
+/// for it; released on drop.
+///
+/// Ingest writers hold it from re-reading the manifest to writing their commit, and a
+/// Kafka reader holds it while it reads the manifest for a newly assigned partition's
+/// start offset: so a new owner reads the manifest either before a previous owner's
+/// commit starts or after it is durable, never in between, and a writer that finds the
+/// partition's epoch changed (see `EventSource::epoch`) drops its rows instead.
+pub fn commit_lock(dir: &DataDir) -> Result<File> {
+    let d = dir.root().join("_culla");
+    fs::create_dir_all(&d).map_err(io_err("create", &d))?;
+    let p = d.join("commit.lock");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(io_err("open", &p))?;
+    f.lock().map_err(io_err("lock", &p))?;
+    Ok(f)
 }
 
 /// Opens a Parquet file for reading in batches, optionally only some columns (by name).
@@ -205,13 +346,11 @@ pub fn publish(dir: &DataDir, added: &[FileEntry]) -> Result<()> {
             Err(e) => return Err(io_err("rename", &staged)(e)),
         }
     }
-    for d in &dirs {
-        layout::sync_dir(d)?;
-    }
+    let mut dirs: Vec<PathBuf> = dirs.into_iter().collect();
     if !added.is_empty() {
-        layout::sync_dir(&dir.staging_dir())?;
+        dirs.push(dir.staging_dir());
     }
-    Ok(())
+    sync_dirs(&dirs)
 }
 
 /// Deletes files that a commit removed, under the exclusive read lock.

@@ -21,7 +21,7 @@
 //! the environment variable `CULLA_KAFKA_CONFIG` as `key=value` pairs separated by
 //! commas, e.g. `security.protocol=SASL_SSL,sasl.mechanism=PLAIN`.
 
-use crate::{Error, EventSink, EventSource, Message, Polled, Result, StartOffsets};
+use crate::{Epoch, Error, EventSink, EventSource, Message, Polled, Result, StartOffsets};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -239,8 +239,10 @@ struct Assignment {
 struct SourceContext {
     start_offsets: StartOffsets,
     state: Mutex<Assignment>,
-    /// Bumped by every rebalance, so a poll can drop what it read before one.
-    generation: AtomicU64,
+    /// Bumped at the start of every rebalance, before any partition is released, so a
+    /// poll can drop what it read before one and the writer can refuse to commit rows
+    /// read in an earlier generation ([`EventSource::epoch`]).
+    generation: Epoch,
     /// High watermark per partition, from the fetch responses (via librdkafka's
     /// statistics), and when it was seen.
     highs: Mutex<BTreeMap<(String, i32), (i64, Instant)>>,
@@ -406,7 +408,7 @@ impl KafkaSource {
         let context = SourceContext {
             start_offsets: cfg.start_offsets,
             state: Mutex::new(Assignment::default()),
-            generation: AtomicU64::new(0),
+            generation: Arc::new(AtomicU64::new(0)),
             highs: Mutex::new(BTreeMap::new()),
         };
         let consumer: BaseConsumer<SourceContext> = conf
@@ -542,7 +544,11 @@ impl EventSource for KafkaSource {
                 *next = Some(m.offset + 1);
             }
         }
-        Ok(Polled { messages, revoked })
+        Ok(Polled {
+            messages,
+            revoked,
+            epoch: batch_generation,
+        })
     }
 
     fn assignment(&self) -> Vec<(String, i32)> {
@@ -575,11 +581,20 @@ impl EventSource for KafkaSource {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
+        // First the local check (the fetched watermarks, no request to the broker): while
+        // there is a backlog this answers "no" at once, so polling is never slowed down.
+        let mut fetched_highs = Vec::with_capacity(self.next.len());
         for ((topic, partition), next) in &self.next {
             let fetched = match highs.get(&(topic.clone(), *partition)) {
                 Some(&(high, seen)) if seen >= fresh_after => high,
                 _ => return Ok(false),
             };
+            if next.is_some_and(|n| n < fetched) {
+                return Ok(false);
+            }
+            fetched_highs.push(fetched);
+        }
+        for (((topic, partition), next), fetched) in self.next.iter().zip(fetched_highs) {
             let (low, listed) = self
                 .consumer
                 .fetch_watermarks(topic, *partition, REQUEST_TIMEOUT)
@@ -598,6 +613,10 @@ impl EventSource for KafkaSource {
             }
         }
         Ok(true)
+    }
+
+    fn epoch(&self) -> Option<Epoch> {
+        Some(self.consumer.context().generation.clone())
     }
 
     fn commit_hint(&mut self, next_offsets: &[(String, i32, i64)]) -> Result<()> {

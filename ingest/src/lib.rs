@@ -24,4 +24,4 @@ pub mod source;
 
 pub use error::{Error, Result};
 pub use sink::EventSink;
-pub use source::{EventSource, Message, Polled, StartOffsets};
+pub use source::{Epoch, EventSource, Message, Polled, StartOffsets};

@@ -641,7 +641,7 @@ impl EventSource for LocalLogSource {
             if !messages.is_empty() && (messages.len() >= max || idle_parts == n) {
                 return Ok(Polled {
                     messages,
-                    revoked: Vec::new(),
+                    ..Polled::default()
                 });
             }
             if !messages.is_empty() && idle_parts < n {
@@ -651,7 +651,7 @@ impl EventSource for LocalLogSource {
             if now >= deadline {
                 return Ok(Polled {
                     messages,
-                    revoked: Vec::new(),
+                    ..Polled::default()
                 });
             }
             std::thread::sleep((deadline - now).min(Duration::from_millis(20)));

@@ -1,24 +1,37 @@
 //! The exactly-once writer: messages from an [`EventSource`] into committed Parquet.
 //!
 //! [`run`] first [recovers](crate::recovery) the data directory and loads the
-//! `event_id`s of every live `events` file (as `u128`s: 16 bytes an event). Then it
-//! polls, validates each message with `culla_schemas::parse_event`, drops duplicates,
-//! sends bad messages to dead letters, and accumulates rows per (`source`, `event_date`)
-//! in Arrow builders. When the pending data reaches `--max-file-mb`, or `--flush-secs`
-//! pass, or the source goes idle or is stopped, it writes one zstd Parquet file per
-//! partition into staging, commits the files *and* the consumed offset ranges in one
-//! manifest commit, and renames the files into place. Restarting at the committed
-//! offsets after a crash can therefore neither lose nor duplicate an event.
+//! `event_id`s of every live `events` file (as `u128`s: 16 bytes an event). Then three
+//! kinds of threads work at once: the calling thread polls the source, parse workers
+//! validate each polled batch with `culla_schemas::parse_event`, and one writer thread
+//! takes the batches back in poll order, drops duplicates, sends bad messages to dead
+//! letters, and accumulates rows per (`source`, `event_date`) in Arrow builders. When
+//! the pending data reaches `--max-file-mb`, or `--flush-secs` pass, or the source goes
+//! idle or is stopped, the writer writes one zstd Parquet file per partition into
+//! staging (on several threads, fsyncs concurrently), commits the files *and* the
+//! consumed offset ranges in one manifest commit, and renames the files into place.
+//! Reading goes on meanwhile (bounded queues keep memory flat). Restarting at the
+//! committed offsets after a crash can therefore neither lose nor duplicate an event.
 //!
-//! Fencing: before committing, the writer reloads the manifest. If another process
-//! committed offsets of a partition meanwhile (a Kafka rebalance handed it over), the
-//! pending rows of the offsets it already covers are dropped (logged) and the range is
-//! shortened, so no offset is ever committed twice.
+//! Several writers on one data directory (a Kafka consumer group): the check-and-commit
+//! step runs under the directory's commit lock ([`files::commit_lock`]), which a Kafka
+//! reader also takes to read a newly assigned partition's start offset. Under the lock
+//! the writer reloads the manifest and
+//! - drops pending rows whose `event_id` another writer stored meanwhile (a re-sent
+//!   event read by the other process), counting them as duplicates;
+//! - drops the rows of partitions read before the source's [`Epoch`] last moved (a
+//!   rebalance began: the partition may already belong to another reader, which starts
+//!   from the manifest it read under the same lock);
+//! - shortens pending ranges another writer already committed (fencing);
+//!
+//! and if anything changed it rewrites its staged files before trying again. So no offset
+//! and no `event_id` is ever committed twice.
 
+use crate::error::io_err;
 use crate::files::{self, Staging};
 use crate::privacy;
 use crate::recovery;
-use crate::source::{EventSource, Message, StartOffsets};
+use crate::source::{Epoch, EventSource, Message, StartOffsets};
 use crate::{Error, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use culla_schemas::arrow::{
@@ -35,7 +48,9 @@ use datafusion::arrow::datatypes::{Int32Type, Int64Type};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -137,6 +152,8 @@ impl fmt::Display for IngestSummary {
 
 /// A [`StartOffsets`] reading the manifest of `dir` for `origin` at each call, so a
 /// partition assigned late (a Kafka rebalance) starts at the latest committed offset.
+/// It reads under the commit lock ([`files::commit_lock`]): never in the middle of
+/// another writer's commit.
 pub fn start_offsets(dir: &DataDir, origin: &'static str) -> StartOffsets {
     let dir = dir.clone();
     let snap = Arc::new(Mutex::new(Snapshot::default()));
@@ -145,6 +162,10 @@ pub fn start_offsets(dir: &DataDir, origin: &'static str) -> StartOffsets {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
+        let lock = files::commit_lock(&dir);
+        if let Err(e) = &lock {
+            tracing::warn!("cannot take the commit lock for start offsets: {e}");
+        }
         if let Err(e) = files::catch_up(&dir, &mut s) {
             // Reading from the start is safe: committed offsets are skipped anyway.
             tracing::warn!("cannot read the manifest for start offsets: {e}");
@@ -219,6 +240,8 @@ struct PartState {
     committed_next: Option<i64>,
     /// Offsets consumed but not committed yet.
     pending: Option<(i64, i64)>,
+    /// The source epoch the pending offsets were read in.
+    epoch: u64,
 }
 
 /// Rows of one (`source`, `event_date`) file in the making.
@@ -245,9 +268,19 @@ impl Group {
 pub(crate) struct Pending {
     groups: HashMap<String, HashMap<NaiveDate, Group>>,
     dead: Vec<DeadLetter>,
+    /// The ids of the pending rows (also in the writer's set of stored ids).
+    ids: IdSet,
     raw_bytes: usize,
     duplicates: u64,
     since: Option<Instant>,
+}
+
+/// A row of a pending batch, as the drop predicates see it.
+struct RowRef<'r> {
+    topic: &'r str,
+    partition: i32,
+    offset: i64,
+    id: u128,
 }
 
 impl Pending {
@@ -265,37 +298,43 @@ impl Pending {
         self.groups.is_empty() && self.dead.is_empty() && self.duplicates == 0
     }
 
-    /// Drops pending rows read from `topic`/`partition` at offsets below `below`;
-    /// returns the dropped rows' ids and how many dead letters went.
-    fn drop_rows(&mut self, topic: &str, partition: i32, below: i64) -> Result<(Vec<u128>, usize)> {
+    /// Drops the pending rows `row` selects and the dead letters `dead` selects; returns
+    /// the dropped rows' ids (also removed from `self.ids`) and how many dead letters went.
+    fn drop_where(
+        &mut self,
+        mut row: impl FnMut(&RowRef<'_>) -> bool,
+        mut dead: impl FnMut(&DeadLetter) -> bool,
+    ) -> Result<(Vec<u128>, usize)> {
         let mut ids = Vec::new();
         for dates in self.groups.values_mut() {
             for g in dates.values_mut() {
                 g.seal()?;
                 for b in &mut g.batches {
-                    let t = b
-                        .column_by_name("topic")
-                        .map(|c| c.as_string::<i32>().clone())
-                        .ok_or_else(|| Error::BadInput("batch without topic".into()))?;
-                    let p = b
-                        .column_by_name("partition")
-                        .map(|c| c.as_primitive::<Int32Type>().clone())
-                        .ok_or_else(|| Error::BadInput("batch without partition".into()))?;
-                    let o = b
-                        .column_by_name("offset")
-                        .map(|c| c.as_primitive::<Int64Type>().clone())
-                        .ok_or_else(|| Error::BadInput("batch without offset".into()))?;
-                    let ev = b
-                        .column_by_name("event_id")
-                        .map(|c| c.as_string::<i32>().clone())
-                        .ok_or_else(|| Error::BadInput("batch without event_id".into()))?;
+                    let col = |n: &str| {
+                        b.column_by_name(n)
+                            .cloned()
+                            .ok_or_else(|| Error::BadInput(format!("batch without {n}")))
+                    };
+                    let (t, p, o, ev) = (
+                        col("topic")?,
+                        col("partition")?,
+                        col("offset")?,
+                        col("event_id")?,
+                    );
+                    let (t, ev) = (t.as_string::<i32>(), ev.as_string::<i32>());
+                    let (p, o) = (p.as_primitive::<Int32Type>(), o.as_primitive::<Int64Type>());
                     let keep: BooleanArray = (0..b.num_rows())
                         .map(|i| {
-                            let drop = t.value(i) == topic
-                                && p.value(i) == partition
-                                && o.value(i) < below;
+                            let id = id128(ev.value(i));
+                            let r = RowRef {
+                                topic: t.value(i),
+                                partition: p.value(i),
+                                offset: o.value(i),
+                                id,
+                            };
+                            let drop = row(&r);
                             if drop {
-                                ids.push(id128(ev.value(i)));
+                                ids.push(id);
                             }
                             Some(!drop)
                         })
@@ -309,10 +348,20 @@ impl Pending {
             dates.retain(|_, g| g.rows() > 0);
         }
         self.groups.retain(|_, d| !d.is_empty());
+        for id in &ids {
+            self.ids.remove(id);
+        }
         let before = self.dead.len();
-        self.dead
-            .retain(|d| !(d.topic == topic && d.partition == partition && d.offset < below));
+        self.dead.retain(|d| !dead(d));
         Ok((ids, before - self.dead.len()))
+    }
+
+    /// Drops pending rows read from `topic`/`partition` at offsets below `below`.
+    fn drop_rows(&mut self, topic: &str, partition: i32, below: i64) -> Result<(Vec<u128>, usize)> {
+        self.drop_where(
+            |r| r.partition == partition && r.offset < below && r.topic == topic,
+            |d| d.partition == partition && d.offset < below && d.topic == topic,
+        )
     }
 }
 
@@ -352,35 +401,9 @@ pub fn dead_letter(m: Message, inv: &Invalid, received: DateTime<Utc>) -> DeadLe
     }
 }
 
-/// Validates messages, on two threads when there are many.
-fn parse_all(msgs: &[Message], now: DateTime<Utc>) -> Vec<Result<Event, Invalid>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(4);
-    if msgs.len() < 2048 || threads < 2 {
-        return msgs.iter().map(|m| parse_event(&m.payload, now)).collect();
-    }
-    let chunk = msgs.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = msgs
-            .chunks(chunk)
-            .map(|c| {
-                s.spawn(move || {
-                    c.iter()
-                        .map(|m| parse_event(&m.payload, now))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(msgs.len());
-        for h in handles {
-            match h.join() {
-                Ok(v) => out.extend(v),
-                Err(p) => std::panic::resume_unwind(p),
-            }
-        }
-        out
-    })
+/// Validates a batch of messages (one parse worker's share).
+fn parse_batch(msgs: &[Message], now: DateTime<Utc>) -> Vec<Result<Event, Invalid>> {
+    msgs.iter().map(|m| parse_event(&m.payload, now)).collect()
 }
 
 /// The state of one writer over a data directory.
@@ -393,6 +416,8 @@ pub(crate) struct Writer<'a> {
     parts: Vec<PartState>,
     pending: Pending,
     tag: String,
+    /// The source's rebalance counter, if its partitions can be taken away.
+    epoch: Option<Epoch>,
     /// Counts of what was committed.
     pub summary: IngestSummary,
 }
@@ -420,6 +445,7 @@ impl<'a> Writer<'a> {
             parts: Vec::new(),
             pending: Pending::default(),
             tag: files::writer_tag(),
+            epoch: None,
             summary: IngestSummary::default(),
         })
     }
@@ -438,6 +464,7 @@ impl<'a> Writer<'a> {
             partition,
             committed_next,
             pending: None,
+            epoch: 0,
         });
         self.parts.len() - 1
     }
@@ -447,10 +474,15 @@ impl<'a> Writer<'a> {
         self.pending.is_empty() && self.parts.iter().all(|p| p.pending.is_none())
     }
 
-    /// Validates and accumulates a poll's messages.
-    pub(crate) fn process(&mut self, msgs: Vec<Message>) -> Result<()> {
+    /// Accumulates a poll's messages and their validation results (same order), read
+    /// in source epoch `epoch`.
+    fn process(
+        &mut self,
+        msgs: Vec<Message>,
+        parsed: Vec<Result<Event, Invalid>>,
+        epoch: u64,
+    ) -> Result<()> {
         let now = Utc::now();
-        let parsed = parse_all(&msgs, now);
         if self.pending.since.is_none() && !msgs.is_empty() {
             self.pending.since = Some(Instant::now());
         }
@@ -473,15 +505,20 @@ impl<'a> Writer<'a> {
             match &mut ps.pending {
                 Some((_, l)) if m.offset <= *l => continue, // delivered again
                 Some((_, l)) => *l = m.offset,
-                None => ps.pending = Some((m.offset, m.offset)),
+                None => {
+                    ps.pending = Some((m.offset, m.offset));
+                    ps.epoch = epoch;
+                }
             }
             self.pending.raw_bytes += m.payload.len();
             match r {
                 Ok(ev) => {
-                    if !self.ids.insert(id128(&ev.event_id)) {
+                    let id = id128(&ev.event_id);
+                    if !self.ids.insert(id) {
                         self.pending.duplicates += 1;
                         continue;
                     }
+                    self.pending.ids.insert(id);
                     let raw = std::str::from_utf8(&m.payload).unwrap_or_default();
                     let date = event_date(&ev);
                     self.pending.group(&ev.source, date).builder.append(
@@ -537,9 +574,12 @@ impl<'a> Writer<'a> {
                 .is_some_and(|s| s.elapsed() >= opts.flush_interval)
     }
 
-    /// Applies commits of other processes: their offsets fence ours, their events join the ids.
-    fn absorb(&mut self) -> Result<()> {
+    /// Applies commits of other processes: their offsets fence ours, their events join
+    /// the ids, and pending rows whose `event_id` another writer stored meanwhile are
+    /// dropped as duplicates. Returns true if pending rows were dropped.
+    fn absorb(&mut self) -> Result<bool> {
         let new = files::catch_up(self.dir, &mut self.snap)?;
+        let mut taken: IdSet = IdSet::default();
         for c in &new {
             if c.operation == "compact" {
                 continue; // rewrites stored rows: no new ids
@@ -548,10 +588,19 @@ impl<'a> Writer<'a> {
                 let fin = self.dir.resolve(&f.path);
                 let staged = self.dir.staging_dir().join(&f.staged);
                 let path = if staged.exists() { staged } else { fin.clone() };
-                match load_ids_from_file(&path, &mut self.ids) {
+                let mut theirs = IdSet::default();
+                match load_ids_from_file(&path, &mut theirs) {
                     Ok(()) => {}
-                    Err(_) if fin.exists() => load_ids_from_file(&fin, &mut self.ids)?,
+                    Err(_) if fin.exists() => {
+                        theirs.clear();
+                        load_ids_from_file(&fin, &mut theirs)?;
+                    }
                     Err(e) => return Err(e),
+                }
+                for id in theirs {
+                    if !self.ids.insert(id) && self.pending.ids.contains(&id) {
+                        taken.insert(id);
+                    }
                 }
             }
         }
@@ -560,10 +609,51 @@ impl<'a> Writer<'a> {
                 ps.committed_next = self.snap.next_offset(&self.origin, &ps.topic, ps.partition);
             }
         }
-        Ok(())
+        if taken.is_empty() {
+            return Ok(false);
+        }
+        let (ids, _) = self
+            .pending
+            .drop_where(|r| taken.contains(&r.id), |_| false)?;
+        // Stored by the other writer: their ids stay known.
+        for id in &ids {
+            self.ids.insert(*id);
+        }
+        self.pending.duplicates += ids.len() as u64;
+        tracing::info!(
+            dropped = ids.len(),
+            "another writer stored some pending events first; dropping our copies"
+        );
+        Ok(true)
     }
 
-    /// Shortens or drops pending ranges another writer already committed; true if any changed.
+    /// Drops the pending rows of partitions read in an earlier source epoch (a rebalance
+    /// started since: the partition may already belong to another reader, which starts
+    /// from the manifest). True if any were dropped.
+    fn drop_stale(&mut self) -> Result<bool> {
+        let Some(now) = self.epoch.as_ref().map(|e| e.load(Ordering::SeqCst)) else {
+            return Ok(false);
+        };
+        let stale: Vec<(String, i32)> = self
+            .parts
+            .iter()
+            .filter(|p| p.pending.is_some() && p.epoch != now)
+            .map(|p| (p.topic.clone(), p.partition))
+            .collect();
+        for (topic, partition) in &stale {
+            tracing::info!(
+                topic,
+                partition,
+                "a rebalance began before these rows were committed; leaving them to the partition's owner"
+            );
+            self.revoke(topic, *partition)?;
+        }
+        Ok(!stale.is_empty())
+    }
+
+    /// Shortens or drops pending ranges another writer already committed; true if any
+    /// changed. (A pending range may start after the manifest's end: Kafka offsets have
+    /// gaps, e.g. transaction markers, so that is logged, not refused.)
     fn fence(&mut self) -> Result<bool> {
         let mut changed = false;
         for i in 0..self.parts.len() {
@@ -573,6 +663,15 @@ impl<'a> Writer<'a> {
                 continue;
             };
             if n <= first {
+                if n < first {
+                    tracing::debug!(
+                        topic = %self.parts[i].topic,
+                        partition = self.parts[i].partition,
+                        first,
+                        committed_next = n,
+                        "offsets between the manifest's end and the pending range were never delivered"
+                    );
+                }
                 continue;
             }
             let topic = self.parts[i].topic.clone();
@@ -597,37 +696,17 @@ impl<'a> Writer<'a> {
 
     /// Writes the pending rows to staging; returns the file entries.
     fn stage(&mut self) -> Result<Vec<FileEntry>> {
-        let mut out = Vec::new();
-        let mut groups: Vec<(&String, &mut HashMap<NaiveDate, Group>)> =
-            self.pending.groups.iter_mut().collect();
-        groups.sort_by(|a, b| a.0.cmp(b.0));
-        for (source, dates) in groups {
+        let mut jobs: Vec<(String, NaiveDate, Vec<RecordBatch>)> = Vec::new();
+        for (source, dates) in self.pending.groups.iter_mut() {
             for (date, g) in dates.iter_mut() {
                 g.seal()?;
-                let rows: usize = g.batches.iter().map(|b| b.num_rows()).sum();
-                if rows == 0 {
-                    continue;
+                if g.rows() > 0 {
+                    jobs.push((source.clone(), *date, g.batches.clone()));
                 }
-                let name = self.staging.new_name();
-                let bytes = files::write_parquet(
-                    &self.staging.path(&name),
-                    events_file_schema(),
-                    &g.batches,
-                )?;
-                out.push(FileEntry {
-                    table: TABLE_EVENTS.into(),
-                    path: format!(
-                        "{TABLE_EVENTS}/source={}/event_date={}/{}",
-                        files::hive_value(source),
-                        date.format("%Y-%m-%d"),
-                        files::part_name()
-                    ),
-                    staged: name,
-                    rows: rows as u64,
-                    bytes,
-                });
             }
         }
+        jobs.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        let mut out = stage_event_files(&self.staging, &jobs)?;
         let mut by_day: BTreeMap<NaiveDate, Vec<DeadLetter>> = BTreeMap::new();
         for d in &self.pending.dead {
             let day = DateTime::<Utc>::from_timestamp_micros(d.received_at_us)
@@ -650,20 +729,26 @@ impl<'a> Writer<'a> {
     }
 
     /// Commits everything pending (files and offsets together); a no-op when idle.
-    pub(crate) fn commit(&mut self, source: Option<&mut dyn EventSource>) -> Result<()> {
+    /// Returns the partitions' new next offsets (for the broker's hint).
+    pub(crate) fn commit(&mut self) -> Result<Vec<(String, i32, i64)>> {
         if self.is_idle() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut staged: Option<Vec<FileEntry>> = None;
         let commit = loop {
-            self.absorb()?;
-            if self.fence()?
-                && let Some(old) = staged.take()
-            {
-                self.discard(&old);
-            }
+            // The files are written outside the lock; the checks and the commit inside.
             if staged.is_none() {
                 staged = Some(self.stage()?);
+            }
+            let _lock = files::commit_lock(self.dir)?;
+            let absorbed = self.absorb()?;
+            let stale = self.drop_stale()?;
+            let fenced = self.fence()?;
+            if absorbed || stale || fenced {
+                if let Some(old) = staged.take() {
+                    self.discard(&old);
+                }
+                continue;
             }
             let add = staged.clone().unwrap_or_default();
             let offsets: Vec<OffsetRange> = self
@@ -681,7 +766,7 @@ impl<'a> Writer<'a> {
                 .collect();
             if add.is_empty() && offsets.is_empty() {
                 self.reset_pending();
-                return Ok(());
+                return Ok(Vec::new());
             }
             let mut stats = BTreeMap::new();
             let ev_rows: u64 = add
@@ -734,12 +819,7 @@ impl<'a> Writer<'a> {
         }
         self.reset_pending();
         tracing::debug!(seq = commit.seq, files = commit.add.len(), "committed");
-        if let Some(src) = source
-            && let Err(e) = src.commit_hint(&hints)
-        {
-            tracing::warn!("cannot tell the broker the committed offsets (only a hint): {e}");
-        }
-        Ok(())
+        Ok(hints)
     }
 
     fn reset_pending(&mut self) {
@@ -751,7 +831,7 @@ impl<'a> Writer<'a> {
 
     /// Applies commits made by other processes since the last look.
     pub(crate) fn refresh(&mut self) -> Result<()> {
-        self.absorb()
+        self.absorb().map(|_| ())
     }
 
     /// The manifest state this writer knows.
@@ -819,8 +899,169 @@ pub(crate) fn stage_dead_letters(
     })
 }
 
+/// Writes one `events` file per (source, date) into staging, on up to
+/// [`parse_threads`] threads; returns the entries in the order of `jobs`.
+fn stage_event_files(
+    staging: &Staging,
+    jobs: &[(String, NaiveDate, Vec<RecordBatch>)],
+) -> Result<Vec<FileEntry>> {
+    type Written = (FileEntry, std::fs::File, std::path::PathBuf);
+    let write =
+        |(source, date, batches): &(String, NaiveDate, Vec<RecordBatch>)| -> Result<Written> {
+            let name = staging.new_name();
+            let path = staging.path(&name);
+            let (file, bytes) =
+                files::write_parquet_unsynced(&path, events_file_schema(), batches)?;
+            let entry = FileEntry {
+                table: TABLE_EVENTS.into(),
+                path: format!(
+                    "{TABLE_EVENTS}/source={}/event_date={}/{}",
+                    files::hive_value(source),
+                    date.format("%Y-%m-%d"),
+                    files::part_name()
+                ),
+                staged: name,
+                rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
+                bytes,
+            };
+            Ok((entry, file, path))
+        };
+    let threads = parse_threads().min(jobs.len()).max(1);
+    let next = AtomicUsize::new(0);
+    let done: Vec<Vec<(usize, Result<Written>)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(job) = jobs.get(i) else { break };
+                        let r = write(job);
+                        let failed = r.is_err();
+                        mine.push((i, r));
+                        if failed {
+                            break;
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut written: Vec<(usize, Written)> = Vec::with_capacity(jobs.len());
+    let mut first_err = None;
+    for (i, r) in done.into_iter().flatten() {
+        match r {
+            Ok(w) => written.push((i, w)),
+            Err(e) => {
+                if first_err.is_none() {
+                    first_err = Some(e);
+                }
+            }
+        }
+    }
+    written.sort_by_key(|(i, _)| *i);
+    let (entries, handles): (Vec<FileEntry>, Vec<(std::fs::File, std::path::PathBuf)>) = written
+        .into_iter()
+        .map(|(_, (e, f, p))| (e, (f, p)))
+        .unzip();
+    let synced = match first_err {
+        Some(e) => Err(e),
+        None => files::sync_files(&handles),
+    };
+    if let Err(e) = synced {
+        for (_, p) in &handles {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(e);
+    }
+    Ok(entries)
+}
+
+/// What the reading thread hands the writing thread, in order.
+enum Item {
+    /// Messages and their validation results, read in a source epoch.
+    Batch(Vec<Message>, Vec<Result<Event, Invalid>>, u64),
+    /// Partitions taken away by a rebalance (after the messages sent before).
+    Revoke(Vec<(String, i32)>),
+    /// A poll found nothing new: commit what is pending (low latency when quiet).
+    Idle,
+    /// Commit what is pending and stop (`--until-idle` finished, or a stop was asked).
+    Finish,
+}
+
+/// Messages waiting for validation by a parse worker, with their place in the order.
+type ParseJob = (u64, Vec<Message>, u64);
+
+/// How many threads validate messages: the cores, at most 4, at least 1.
+fn parse_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
+}
+
+/// The writing thread: takes items in sequence order (they may arrive out of order
+/// from the parse workers), accumulates, commits when due; returns at `Finish`.
+fn write_loop(
+    w: &mut Writer<'_>,
+    rx: Receiver<(u64, Item)>,
+    hints: Sender<Vec<(String, i32, i64)>>,
+    opts: &IngestOptions,
+    bar: &indicatif::ProgressBar,
+) -> Result<bool> {
+    let mut next = 0u64;
+    let mut held: BTreeMap<u64, Item> = BTreeMap::new();
+    let commit = |w: &mut Writer<'_>| -> Result<()> {
+        let h = w.commit()?;
+        if !h.is_empty() {
+            let _ = hints.send(h);
+        }
+        bar.set_message(format!("{} events committed", w.summary.events));
+        Ok(())
+    };
+    while let Ok((seq, item)) = rx.recv() {
+        held.insert(seq, item);
+        while let Some(item) = held.remove(&next) {
+            next += 1;
+            match item {
+                Item::Batch(msgs, parsed, epoch) => {
+                    w.process(msgs, parsed, epoch)?;
+                    if w.due(opts) {
+                        commit(w)?;
+                    }
+                }
+                Item::Revoke(parts) => {
+                    for (t, p) in &parts {
+                        w.revoke(t, *p)?;
+                    }
+                }
+                Item::Idle => {
+                    if !w.is_idle() || w.due(opts) {
+                        commit(w)?;
+                    }
+                }
+                Item::Finish => {
+                    commit(w)?;
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    // The reading side stopped without `Finish` (it failed): nothing more to do.
+    Ok(false)
+}
+
 /// Reads `source` into `dir` until it is idle (`--until-idle`) or `stop` is set, committing
 /// files and offsets together; see the module documentation.
+///
+/// Three kinds of threads: this one polls the source (and passes the broker its offset
+/// hints), parse workers validate the polled batches, and one writer thread deduplicates,
+/// builds the Arrow batches, writes the Parquet files and commits. Bounded queues between
+/// them keep memory flat, and the source is read while files are written.
 pub fn run(
     source: &mut dyn EventSource,
     dir: &DataDir,
@@ -829,6 +1070,7 @@ pub fn run(
 ) -> Result<IngestSummary> {
     let started = Instant::now();
     let mut w = Writer::open(dir, source.origin())?;
+    w.epoch = source.epoch();
     let bar = if opts.progress {
         let b = indicatif::ProgressBar::new_spinner();
         b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
@@ -843,42 +1085,104 @@ pub fn run(
         indicatif::ProgressBar::hidden()
     };
     let poll_max = opts.poll_max.max(1);
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            tracing::info!("stopping: committing what is pending");
-            break;
+    let workers = parse_threads();
+    let (to_writer, from_readers) = sync_channel::<(u64, Item)>(QUEUE_BATCHES);
+    let (to_parse, parse_jobs) = sync_channel::<ParseJob>(workers);
+    let parse_jobs = Arc::new(Mutex::new(parse_jobs));
+    let (hint_tx, hint_rx) = std::sync::mpsc::channel::<Vec<(String, i32, i64)>>();
+    let tell_broker = |source: &mut dyn EventSource, hints: Vec<(String, i32, i64)>| {
+        if let Err(e) = source.commit_hint(&hints) {
+            tracing::warn!("cannot tell the broker the committed offsets (only a hint): {e}");
         }
-        let timeout = match w.pending.since {
-            Some(s) => opts
-                .flush_interval
-                .saturating_sub(s.elapsed())
-                .min(Duration::from_millis(200)),
-            None => Duration::from_millis(200),
+    };
+    let (read_result, write_result) = std::thread::scope(|s| {
+        for i in 0..workers {
+            let jobs = parse_jobs.clone();
+            let out = to_writer.clone();
+            std::thread::Builder::new()
+                .name(format!("culla-parse-{i}"))
+                .spawn_scoped(s, move || {
+                    loop {
+                        let job = match jobs.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(p) => p.into_inner().recv(),
+                        };
+                        let Ok((seq, msgs, epoch)) = job else { break };
+                        let parsed = parse_batch(&msgs, Utc::now());
+                        if out.send((seq, Item::Batch(msgs, parsed, epoch))).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| io_err("start a thread for", Path::new("parsing"))(e))?;
+        }
+        drop(parse_jobs);
+        let writer = {
+            let bar = bar.clone();
+            let w = &mut w;
+            std::thread::Builder::new()
+                .name("culla-write".into())
+                .spawn_scoped(s, move || write_loop(w, from_readers, hint_tx, opts, &bar))
+                .map_err(|e| io_err("start a thread for", Path::new("writing"))(e))?
         };
-        let polled = source.poll(poll_max, timeout)?;
-        for (t, p) in &polled.revoked {
-            w.revoke(t, *p)?;
-        }
-        let n = polled.messages.len();
-        let idle = n == 0;
-        if !idle {
-            bar.inc(n as u64);
-            w.process(polled.messages)?;
-        }
-        let finished = opts.until_idle && n < poll_max && source.caught_up()?;
-        if w.due(opts) || (idle && !w.is_idle()) || finished {
-            w.commit(Some(&mut *source))?;
-            bar.set_message(format!("{} events committed", w.summary.events));
-        }
-        if finished && w.is_idle() {
-            break;
-        }
+        // The reading loop; every exit path drops the senders so the threads end.
+        let read = (|| -> Result<()> {
+            let mut seq = 0u64;
+            let send = |seq: &mut u64, item: Item| -> bool {
+                let ok = to_writer.send((*seq, item)).is_ok();
+                *seq += 1;
+                ok
+            };
+            loop {
+                while let Ok(h) = hint_rx.try_recv() {
+                    tell_broker(source, h);
+                }
+                if stop.load(Ordering::Relaxed) {
+                    tracing::info!("stopping: committing what is pending");
+                    send(&mut seq, Item::Finish);
+                    return Ok(());
+                }
+                let polled = source.poll(poll_max, Duration::from_millis(200))?;
+                let mut alive = true;
+                if !polled.revoked.is_empty() {
+                    alive &= send(&mut seq, Item::Revoke(polled.revoked));
+                }
+                let n = polled.messages.len();
+                if n > 0 {
+                    bar.inc(n as u64);
+                    alive &= to_parse.send((seq, polled.messages, polled.epoch)).is_ok();
+                    seq += 1;
+                } else {
+                    alive &= send(&mut seq, Item::Idle);
+                }
+                if !alive {
+                    return Ok(()); // the writer failed: its error is reported below
+                }
+                if opts.until_idle && n < poll_max && source.caught_up()? {
+                    send(&mut seq, Item::Finish);
+                    return Ok(());
+                }
+            }
+        })();
+        drop(to_parse);
+        drop(to_writer);
+        let written = writer
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        Ok::<_, Error>((read, written))
+    })?;
+    while let Ok(h) = hint_rx.try_recv() {
+        tell_broker(source, h);
     }
-    w.commit(Some(&mut *source))?;
     bar.finish_and_clear();
+    write_result?;
+    read_result?;
     w.summary.seconds = started.elapsed().as_secs_f64();
     Ok(w.summary.clone())
 }
+
+/// Batches that may wait between the reading and the writing threads.
+const QUEUE_BATCHES: usize = 8;
 
 /// One stored event's id and where it was read from (tests and audits).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

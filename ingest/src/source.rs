@@ -5,6 +5,12 @@
 //! has been read (`--until-idle`). Where each partition starts is decided by the
 //! manifest ([`StartOffsets`]), never by the broker: the broker's committed offsets are
 //! only a hint for monitoring tools.
+//!
+//! A source whose partitions can be taken away (Kafka) also shares an [`Epoch`]: a
+//! counter it bumps at the very start of every rebalance, before the partitions are
+//! released. Each [`Polled`] says which epoch its messages were read in, and the writer
+//! commits a partition's rows only while the epoch is unchanged (checked under the data
+//! directory's commit lock), so rows read before a hand-over are never committed after it.
 
 use crate::Result;
 
@@ -33,7 +39,12 @@ pub struct Polled {
     pub messages: Vec<Message>,
     /// partitions taken away since the last poll (rebalance)
     pub revoked: Vec<(String, i32)>,
+    /// The [`Epoch`] value the messages were read in (0 for sources without one).
+    pub epoch: u64,
 }
+
+/// A counter bumped by every rebalance of a source (see the module documentation).
+pub type Epoch = std::sync::Arc<std::sync::atomic::AtomicU64>;
 
 /// A readable event log. Implementations seek each newly assigned partition with `StartOffsets`.
 pub trait EventSource: Send {
@@ -48,4 +59,9 @@ pub trait EventSource: Send {
     fn caught_up(&mut self) -> Result<bool>;
     /// Tell the broker what is committed (only a hint; the manifest is the truth).
     fn commit_hint(&mut self, next_offsets: &[(String, i32, i64)]) -> Result<()>;
+    /// The rebalance counter, for sources whose partitions can be taken away; `None`
+    /// (the default) when they never are (the local log).
+    fn epoch(&self) -> Option<Epoch> {
+        None
+    }
 }

@@ -1,0 +1,277 @@
+//! Kafka → Parquet throughput and peak memory, beside a raw rdkafka consumer that only
+//! counts the same messages (the limit), measured in the same run.
+//!
+//! Needs a broker: `CULLA_TEST_BROKERS` (e.g. `scripts/broker.sh start`); when it is
+//! unset, this bench starts its own in-memory tansu with `scripts/broker.sh start --port
+//! 29102` and stops it at the end (and says so). It simulates one realistic year of
+//! Milan's line sized to `CULLA_BENCH_EVENTS` events (default 1,000,000; the same data as
+//! the local-log bench), produces them with culla's producer (`KafkaSink`: idempotent,
+//! lz4) into three fresh 3-partition topics named for this run, and then measures, in
+//! this order:
+//!
+//! 1. a raw rdkafka `BaseConsumer` (same group protocol: subscribe) that only counts the
+//!    messages until it has seen every one produced — the limit;
+//! 2. `culla ingest --until-idle` (the library path the command runs: `KafkaSource` +
+//!    `pipeline::run`) in a child process of this binary, so the child's peak RSS
+//!    (`VmHWM`) measures ingest alone;
+//! 3. the raw consumer again (the broker is shared and noisy: the limit is bracketed).
+//!
+//! Afterwards the manifest's live `events` rows must equal the distinct valid events
+//! (worked out from the input with `parse_event`, not from culla's output). Prints a
+//! Markdown table. Figures are recorded in docs/bench-ingest-kafka.md.
+//!
+//! Run: `cargo bench -p culla-ingest --bench kafka` (`CULLA_BENCH_EVENTS=100000` for a
+//! quick run).
+
+use chrono::Utc;
+use culla_ingest::EventSink;
+use culla_ingest::kafka::{KafkaSink, KafkaSource, KafkaSourceConfig, ensure_topics};
+use culla_ingest::pipeline::{self, IngestOptions};
+use culla_ingest::produce::route;
+use culla_schemas::layout::{DataDir, Snapshot, TABLE_EVENTS};
+use culla_schemas::parse_event;
+use culla_simulate::{SimConfig, contacts_for_events, simulate};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const CHILD: &str = "CULLA_BENCH_KAFKA_CHILD";
+const RESULT: &str = "bench-result";
+const OWN_PORT: &str = "29102";
+
+fn vm_hwm_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn topics(prefix: &str) -> Vec<String> {
+    ["calls", "chats", "referrals"]
+        .iter()
+        .map(|t| format!("{prefix}-{t}"))
+        .collect()
+}
+
+/// The child: `culla ingest --brokers B --topics … --data DIR --until-idle`.
+fn child(spec: &str) {
+    let mut it = spec.splitn(4, '\t');
+    let (brokers, prefix, group, dir) = (
+        it.next().expect("brokers"),
+        it.next().expect("prefix"),
+        it.next().expect("group"),
+        it.next().expect("dir"),
+    );
+    let dir = DataDir::new(dir);
+    let t = Instant::now();
+    let mut src = KafkaSource::new(KafkaSourceConfig {
+        brokers: brokers.to_string(),
+        group: group.to_string(),
+        topics: topics(prefix),
+        start_offsets: pipeline::start_offsets(&dir, "kafka"),
+    })
+    .expect("connect the consumer");
+    let opts = IngestOptions {
+        until_idle: true,
+        ..IngestOptions::default()
+    };
+    let s = pipeline::run(&mut src, &dir, &opts, &AtomicBool::new(false)).expect("ingest");
+    let secs = t.elapsed().as_secs_f64();
+    let n = s.events + s.duplicates + s.dead_letter_total();
+    eprintln!("ingest: {s}");
+    println!("{RESULT} {n} {secs} {} {}", vm_hwm_mb(), s.files);
+}
+
+/// A raw consumer in its own group that counts messages until it has seen `total`.
+fn raw_count(brokers: &str, prefix: &str, total: u64) -> (u64, f64) {
+    let t = Instant::now();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{prefix}-raw-{}", nanos()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("create the raw consumer");
+    let names = topics(prefix);
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    consumer.subscribe(&refs).expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let mut n = 0u64;
+    let mut bytes = 0u64;
+    while n < total {
+        assert!(
+            Instant::now() < deadline,
+            "raw consumer: only {n} of {total}"
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                n += 1;
+                bytes += m.payload_len() as u64;
+            }
+            Some(Err(e)) => eprintln!("raw consumer: {e}"),
+            None => {}
+        }
+    }
+    assert!(bytes > 0);
+    (n, t.elapsed().as_secs_f64())
+}
+
+fn nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
+
+/// Stops the broker this bench started, also when an assertion fails.
+struct OwnBroker(PathBuf);
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.0)
+            .args(["stop", "--port", OWN_PORT, "--dir"])
+            .arg(format!("/tmp/culla-bench-broker-{OWN_PORT}"))
+            .status();
+    }
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var(CHILD) {
+        child(&spec);
+        return;
+    }
+    let want: usize = std::env::var("CULLA_BENCH_EVENTS")
+        .ok()
+        .and_then(|s| s.replace('_', "").parse().ok())
+        .unwrap_or(1_000_000);
+    let mut _own = None;
+    let brokers = match std::env::var("CULLA_TEST_BROKERS") {
+        Ok(b) if !b.trim().is_empty() => b,
+        _ => {
+            let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/broker.sh");
+            println!(
+                "CULLA_TEST_BROKERS is not set: starting an in-memory tansu on 127.0.0.1:{OWN_PORT} \
+                 with scripts/broker.sh (stopped at the end)"
+            );
+            let ok = Command::new(&script)
+                .args(["start", "--port", OWN_PORT, "--storage", "memory", "--dir"])
+                .arg(format!("/tmp/culla-bench-broker-{OWN_PORT}"))
+                .stdout(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "cannot start a broker with {}", script.display());
+            _own = Some(OwnBroker(script));
+            format!("127.0.0.1:{OWN_PORT}")
+        }
+    };
+    let prefix = format!("culla-bench-{}-{}", std::process::id(), nanos());
+    let names = topics(&prefix);
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    ensure_topics(&brokers, &refs, 3).expect("create the topics");
+
+    let t = Instant::now();
+    let mut cfg = SimConfig::default();
+    cfg.contacts = Some(contacts_for_events(&cfg, want as u64));
+    let mut lines = simulate(&cfg);
+    lines.truncate(want);
+    let gen_secs = t.elapsed().as_secs_f64();
+    assert_eq!(lines.len(), want, "the simulated year is long enough");
+    let now = Utc::now();
+    let mut distinct = HashSet::with_capacity(lines.len());
+    for l in &lines {
+        if let Ok(ev) = parse_event(&l.bytes, now) {
+            distinct.insert(ev.event_id);
+        }
+    }
+    let distinct = distinct.len();
+
+    let t = Instant::now();
+    let mut sink = KafkaSink::new(&brokers).expect("connect the producer");
+    let mut bytes = 0usize;
+    for l in &lines {
+        let (topic, key, _) = route(&l.bytes, "calls");
+        sink.send(&format!("{prefix}-{topic}"), &key, &l.bytes)
+            .expect("send");
+        bytes += l.bytes.len();
+    }
+    sink.flush().expect("every message acknowledged");
+    drop(sink);
+    let put_secs = t.elapsed().as_secs_f64();
+    drop(lines);
+    println!(
+        "simulated {want} events ({distinct} distinct valid, {:.0} MB) in {gen_secs:.1} s; \
+         produced to {brokers} (topics {prefix}-*, 3 partitions) at {:.0} events/s",
+        bytes as f64 / 1e6,
+        want as f64 / put_secs
+    );
+
+    let total = want as u64;
+    let (n1, raw1) = raw_count(&brokers, &prefix, total);
+    println!("raw consumer: {n1} messages in {raw1:.2} s");
+
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let group = format!("{prefix}-ingest");
+    let spec = format!("{brokers}\t{prefix}\t{group}\t{}", tmp.path().display());
+    let exe = std::env::current_exe().expect("own path");
+    let out = Command::new(exe)
+        .env(CHILD, spec)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run the ingest child");
+    assert!(out.status.success(), "the ingest child failed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<f64> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(RESULT))
+        .expect("the child reports its result")
+        .split_whitespace()
+        .map(|x| x.parse().expect("a number"))
+        .collect();
+    let (messages, secs, rss, files) = (fields[0], fields[1], fields[2], fields[3]);
+
+    let (n2, raw2) = raw_count(&brokers, &prefix, total);
+    println!("raw consumer again: {n2} messages in {raw2:.2} s");
+
+    let snap = Snapshot::load(&DataDir::new(tmp.path())).expect("read the manifest");
+    let written: u64 = snap.live_files(TABLE_EVENTS).map(|f| f.rows).sum();
+    assert_eq!(messages as u64, total, "ingest read every message once");
+    assert_eq!(
+        written as usize, distinct,
+        "rows written must equal the distinct valid events"
+    );
+
+    let ingest_rate = messages / secs;
+    let raw_rate = |s: f64| total as f64 / s;
+    let best_raw = raw_rate(raw1.min(raw2));
+    println!();
+    println!("| what | messages | seconds | events/s | peak RSS | ingest ÷ this |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| raw rdkafka consumer, counting (before) | {n1} | {raw1:.2} | {:.0} | — | {:.2} |",
+        raw_rate(raw1),
+        ingest_rate / raw_rate(raw1)
+    );
+    println!(
+        "| culla ingest --until-idle (Kafka → Parquet) | {messages:.0} read, {written} written, {files:.0} files | {secs:.2} | {ingest_rate:.0} | {rss:.0} MB | 1.00 |"
+    );
+    println!(
+        "| raw rdkafka consumer, counting (after) | {n2} | {raw2:.2} | {:.0} | — | {:.2} |",
+        raw_rate(raw2),
+        ingest_rate / raw_rate(raw2)
+    );
+    println!();
+    println!(
+        "ratio to the faster raw run: {:.2} (goal ≥ 0.9); peak RSS {rss:.0} MB (goal < 500 MB)",
+        ingest_rate / best_raw
+    );
+}
