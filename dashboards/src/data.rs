@@ -375,7 +375,12 @@ pub async fn summary(req: &Request) -> Result<Summary> {
         .collect()
         .await
         .map_err(|e| q(e.to_string()))?;
-    let t = Table::from_batches(&batches)?;
+    summary_of(year, &batches)
+}
+
+/// Reads a [`Summary`] from the result of `SUMMARY_SQL`.
+fn summary_of(year: i32, batches: &[RecordBatch]) -> Result<Summary> {
+    let t = Table::from_batches(batches)?;
     let mut s = Summary {
         year,
         ..Default::default()
@@ -396,4 +401,28 @@ pub async fn summary(req: &Request) -> Result<Summary> {
         s.unmet = n("unmet");
     }
     Ok(s)
+}
+
+/// Like [`fetch_many`], and the request's [`Summary`] from the same opening of the data
+/// (one fold of the log instead of two). `req.year` must be set.
+pub async fn fetch_many_with_summary(
+    names: &[&str],
+    req: &Request,
+) -> Result<(Vec<Table>, Summary)> {
+    let year = req.year.ok_or_else(|| Error::Query {
+        name: "summary".into(),
+        message: "a year is needed for the summary".into(),
+    })?;
+    let (batches, extra) = culla_queries::run_many_and_sql(names, &req.params(), &[SUMMARY_SQL])
+        .await
+        .map_err(|e| Error::Query {
+            name: names.join(", "),
+            message: e.to_string(),
+        })?;
+    let tables = batches
+        .iter()
+        .map(|b| Table::from_batches(std::slice::from_ref(b)))
+        .collect::<Result<Vec<_>>>()?;
+    let summary = summary_of(year, extra.first().map_or(&[][..], |b| b.as_slice()))?;
+    Ok((tables, summary))
 }

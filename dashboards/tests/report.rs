@@ -74,4 +74,17 @@ async fn report_is_complete_self_contained_and_disclosure_controlled() {
             );
         }
     }
+    // No 2022 in the data: the 2023 report has no year-on-year section.
+    let html = generate(&ReportOptions {
+        data: tmp.path().to_path_buf(),
+        year: 2023,
+        lang: Lang::En,
+        source: None,
+        survey: None,
+        min_count: 5,
+    })
+    .await
+    .unwrap();
+    assert!(html.contains("id=\"s5\""));
+    assert!(!html.contains("id=\"s6\""));
 }

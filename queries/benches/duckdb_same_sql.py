@@ -36,6 +36,8 @@ DIALECT = [
     (re.compile(r"\bpercentile_exact\("), "quantile_cont("),
     # DataFusion names generate_series' column `value`
     (re.compile(r"generate_series\((\d+), (\d+)\) (\w+)\b"), r"generate_series(\1, \2) \3(value)"),
+    # `at` is a reserved word in DuckDB 2.0: quote the column (no SQL here has it in a string)
+    (re.compile(r"(?<![\w\"'])at(?![\w\"'])"), '"at"'),
 ]
 
 

@@ -151,6 +151,17 @@ pub async fn run(name: &str, params: &Params) -> Result<RecordBatch> {
 /// Answers several questions on one opening of the data (one lock, one set of
 /// projections), in the order given.
 pub async fn run_many(names: &[&str], params: &Params) -> Result<Vec<RecordBatch>> {
+    Ok(run_many_and_sql(names, params, &[]).await?.0)
+}
+
+/// Like [`run_many`], and on the same opening (the same projections, computed once)
+/// also runs the SQL statements `extra`, returned as they come, **without** disclosure
+/// control: for internal figures such as a report's headline totals.
+pub async fn run_many_and_sql(
+    names: &[&str],
+    params: &Params,
+    extra: &[&str],
+) -> Result<(Vec<RecordBatch>, Vec<Vec<RecordBatch>>)> {
     let infos: Vec<&QueryInfo> = names.iter().map(|n| lookup(n)).collect::<Result<_>>()?;
     let opts = params.projection_options()?;
     let _lock = culla_transform::read_lock(&params.data)?;
@@ -180,7 +191,22 @@ pub async fn run_many(names: &[&str], params: &Params) -> Result<Vec<RecordBatch
         );
         out.push(batch);
     }
-    Ok(out)
+    let mut more = Vec::with_capacity(extra.len());
+    for sql in extra {
+        let qerr = |source| Error::Query {
+            name: "sql".to_string(),
+            source,
+        };
+        more.push(
+            ctx.sql(sql)
+                .await
+                .map_err(qerr)?
+                .collect()
+                .await
+                .map_err(qerr)?,
+        );
+    }
+    Ok((out, more))
 }
 
 /// The SQL text of question `info` for `params` on the resolved `scope`: exactly what

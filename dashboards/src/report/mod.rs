@@ -8,7 +8,7 @@
 
 pub mod html;
 
-use crate::data::{Request, Summary, Table, fetch_many, summary};
+use crate::data::{Request, Summary, Table, fetch_many_with_summary, summary};
 use crate::i18n::Lang;
 use crate::survey;
 use crate::{Error, Result};
@@ -82,7 +82,7 @@ pub async fn gather(opts: &ReportOptions) -> Result<ReportData> {
     let mut req = Request::new(&opts.data, Some(opts.year));
     req.source = opts.source.clone();
     req.min_count = opts.min_count.max(1);
-    let summary = summary(&req).await?;
+    let (tables, summary) = fetch_many_with_summary(&QUERIES, &req).await?;
     if summary.contacts == 0 {
         return Err(Error::NoData(format!(
             "the data directory {} has no contacts in {}",
@@ -92,8 +92,12 @@ pub async fn gather(opts: &ReportOptions) -> Result<ReportData> {
     }
     let mut prev_req = req.clone();
     prev_req.year = Some(opts.year - 1);
-    let previous = summary_if_any(&prev_req).await?;
-    let mut t = fetch_many(&QUERIES, &req).await?.into_iter();
+    let previous = if has_event_dates_in(&opts.data, opts.year - 1) {
+        summary_if_any(&prev_req).await?
+    } else {
+        None // no event of that year at all: no second fold of the log
+    };
+    let mut t = tables.into_iter();
     let mut next = || t.next().unwrap_or_default();
     let contacts_by_month = next();
     let mut sources: Vec<String> = contacts_by_month
@@ -148,6 +152,23 @@ pub const QUERIES: [&str; 10] = [
     "isolation_risk_by_municipio",
     "unmet_needs_by_municipio",
 ];
+
+/// Whether the data directory has an `events` partition dated in `year` (any source):
+/// a cheap look at the directory names, before folding the log for that year.
+fn has_event_dates_in(data: &std::path::Path, year: i32) -> bool {
+    let prefix = format!("event_date={year:04}-");
+    let events = culla_schemas::layout::DataDir::new(data).events_dir();
+    let Ok(sources) = std::fs::read_dir(events) else {
+        return false;
+    };
+    sources.flatten().any(|s| {
+        std::fs::read_dir(s.path()).is_ok_and(|dates| {
+            dates
+                .flatten()
+                .any(|d| d.file_name().to_string_lossy().starts_with(&prefix))
+        })
+    })
+}
 
 async fn summary_if_any(req: &Request) -> Result<Option<Summary>> {
     let s = summary(req).await?;
