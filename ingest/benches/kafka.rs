@@ -23,38 +23,23 @@
 //! Run: `cargo bench -p culla-ingest --bench kafka` (`CULLA_BENCH_EVENTS=100000` for a
 //! quick run).
 
-use chrono::Utc;
+mod common;
+
+use common::{bench_events, report_child, run_child, simulated};
 use culla_ingest::EventSink;
 use culla_ingest::kafka::{KafkaSink, KafkaSource, KafkaSourceConfig, ensure_topics};
 use culla_ingest::pipeline::{self, IngestOptions};
 use culla_ingest::produce::route;
 use culla_schemas::layout::{DataDir, Snapshot, TABLE_EVENTS};
-use culla_schemas::parse_event;
-use culla_simulate::{SimConfig, contacts_for_events, simulate};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const CHILD: &str = "CULLA_BENCH_KAFKA_CHILD";
-const RESULT: &str = "bench-result";
 const OWN_PORT: &str = "29102";
-
-fn vm_hwm_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 fn topics(prefix: &str) -> Vec<String> {
     ["calls", "chats", "referrals"]
@@ -86,10 +71,7 @@ fn child(spec: &str) {
         ..IngestOptions::default()
     };
     let s = pipeline::run(&mut src, &dir, &opts, &AtomicBool::new(false)).expect("ingest");
-    let secs = t.elapsed().as_secs_f64();
-    let n = s.events + s.duplicates + s.dead_letter_total();
-    eprintln!("ingest: {s}");
-    println!("{RESULT} {n} {secs} {} {}", vm_hwm_mb(), s.files);
+    report_child(&s, t.elapsed().as_secs_f64());
 }
 
 /// A raw consumer in its own group that counts messages until it has seen `total`.
@@ -150,10 +132,7 @@ fn main() {
         child(&spec);
         return;
     }
-    let want: usize = std::env::var("CULLA_BENCH_EVENTS")
-        .ok()
-        .and_then(|s| s.replace('_', "").parse().ok())
-        .unwrap_or(1_000_000);
+    let want = bench_events();
     let mut _own = None;
     let brokers = match std::env::var("CULLA_TEST_BROKERS") {
         Ok(b) if !b.trim().is_empty() => b,
@@ -179,21 +158,9 @@ fn main() {
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     ensure_topics(&brokers, &refs, 3).expect("create the topics");
 
-    let t = Instant::now();
-    let mut cfg = SimConfig::default();
-    cfg.contacts = Some(contacts_for_events(&cfg, want as u64));
-    let mut lines = simulate(&cfg);
-    lines.truncate(want);
-    let gen_secs = t.elapsed().as_secs_f64();
-    assert_eq!(lines.len(), want, "the simulated year is long enough");
-    let now = Utc::now();
-    let mut distinct = HashSet::with_capacity(lines.len());
-    for l in &lines {
-        if let Ok(ev) = parse_event(&l.bytes, now) {
-            distinct.insert(ev.event_id);
-        }
-    }
-    let distinct = distinct.len();
+    let sim = simulated(want);
+    let (lines, cfg, distinct, invalid, gen_secs) =
+        (sim.lines, sim.cfg, sim.distinct, sim.invalid, sim.secs);
 
     let t = Instant::now();
     let mut sink = KafkaSink::new(&brokers).expect("connect the producer");
@@ -209,8 +176,11 @@ fn main() {
     let put_secs = t.elapsed().as_secs_f64();
     drop(lines);
     println!(
-        "simulated {want} events ({distinct} distinct valid, {:.0} MB) in {gen_secs:.1} s; \
-         produced to {brokers} (topics {prefix}-*, 3 partitions) at {:.0} events/s",
+        "simulated {want} events of {} ({} contacts, {distinct} distinct valid, {invalid} \
+         invalid, {:.0} MB) in {gen_secs:.1} s; produced to {brokers} (topics {prefix}-*, \
+         3 partitions) at {:.0} events/s",
+        cfg.year,
+        cfg.contacts.unwrap_or(0),
         bytes as f64 / 1e6,
         want as f64 / put_secs
     );
@@ -222,22 +192,8 @@ fn main() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let group = format!("{prefix}-ingest");
     let spec = format!("{brokers}\t{prefix}\t{group}\t{}", tmp.path().display());
-    let exe = std::env::current_exe().expect("own path");
-    let out = Command::new(exe)
-        .env(CHILD, spec)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("run the ingest child");
-    assert!(out.status.success(), "the ingest child failed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let fields: Vec<f64> = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(RESULT))
-        .expect("the child reports its result")
-        .split_whitespace()
-        .map(|x| x.parse().expect("a number"))
-        .collect();
-    let (messages, secs, rss, files) = (fields[0], fields[1], fields[2], fields[3]);
+    let r = run_child(CHILD, spec);
+    let (messages, secs, rss, files) = (r.messages, r.secs, r.rss, r.files);
 
     let (n2, raw2) = raw_count(&brokers, &prefix, total);
     println!("raw consumer again: {n2} messages in {raw2:.2} s");

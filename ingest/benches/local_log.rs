@@ -15,34 +15,19 @@
 //! Run: `cargo bench -p culla-ingest --bench local_log` (set `CULLA_BENCH_EVENTS=100000`
 //! for a quick run). Figures are recorded in docs/bench-ingest-local.md.
 
-use chrono::Utc;
+mod common;
+
+use common::{bench_events, report_child, run_child, simulated};
 use culla_ingest::EventSink;
 use culla_ingest::locallog::LocalLogSink;
 use culla_ingest::locallog::LocalLogSource;
 use culla_ingest::pipeline::{self, IngestOptions};
 use culla_ingest::produce::route;
 use culla_schemas::layout::{DataDir, Snapshot, TABLE_EVENTS};
-use culla_schemas::parse_event;
-use culla_simulate::{SimConfig, contacts_for_events, simulate};
-use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 const CHILD: &str = "CULLA_BENCH_CHILD_DIR";
-const RESULT: &str = "bench-result";
-
-fn vm_hwm_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 fn child(dir: &str) {
     let dir = DataDir::new(dir);
@@ -56,10 +41,7 @@ fn child(dir: &str) {
         ..IngestOptions::default()
     };
     let s = pipeline::run(&mut src, &dir, &opts, &AtomicBool::new(false)).expect("ingest");
-    let secs = t.elapsed().as_secs_f64();
-    let n = s.events + s.duplicates + s.dead_letter_total();
-    eprintln!("ingest: {s}");
-    println!("{RESULT} {n} {secs} {} {}", vm_hwm_mb(), s.files);
+    report_child(&s, t.elapsed().as_secs_f64());
 }
 
 fn main() {
@@ -67,34 +49,13 @@ fn main() {
         child(&dir);
         return;
     }
-    let want: usize = std::env::var("CULLA_BENCH_EVENTS")
-        .ok()
-        .and_then(|s| s.replace('_', "").parse().ok())
-        .unwrap_or(1_000_000);
+    let want = bench_events();
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = DataDir::new(tmp.path());
-
-    let t = Instant::now();
-    let mut cfg = SimConfig::default();
-    cfg.contacts = Some(contacts_for_events(&cfg, want as u64));
-    let mut lines = simulate(&cfg);
-    lines.truncate(want);
-    let gen_secs = t.elapsed().as_secs_f64();
-    assert_eq!(lines.len(), want, "the simulated year is long enough");
-
     // The expected outcome, worked out from the input: distinct valid event ids.
-    let now = Utc::now();
-    let mut distinct = HashSet::with_capacity(lines.len());
-    let mut invalid = 0usize;
-    for l in &lines {
-        match parse_event(&l.bytes, now) {
-            Ok(ev) => {
-                distinct.insert(ev.event_id);
-            }
-            Err(_) => invalid += 1,
-        }
-    }
-    let distinct = distinct.len();
+    let sim = simulated(want);
+    let (lines, cfg, distinct, invalid, gen_secs) =
+        (sim.lines, sim.cfg, sim.distinct, sim.invalid, sim.secs);
 
     let t = Instant::now();
     let mut sink = LocalLogSink::open(dir.log_dir(), 3).expect("open the local log");
@@ -117,22 +78,8 @@ fn main() {
         want as f64 / put_secs
     );
 
-    let exe = std::env::current_exe().expect("own path");
-    let out = std::process::Command::new(exe)
-        .env(CHILD, tmp.path())
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("run the ingest child");
-    assert!(out.status.success(), "the ingest child failed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let fields: Vec<f64> = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(RESULT))
-        .expect("the child reports its result")
-        .split_whitespace()
-        .map(|x| x.parse().expect("a number"))
-        .collect();
-    let (messages, secs, rss, files) = (fields[0], fields[1], fields[2], fields[3]);
+    let r = run_child(CHILD, tmp.path());
+    let (messages, secs, rss, files) = (r.messages, r.secs, r.rss, r.files);
     let ingest_rate = messages / secs;
 
     // What was stored, read from the manifest (not from the child's own report).

@@ -1,0 +1,123 @@
+//! What the ingest benchmarks share: the simulated input and its expected outcome, the
+//! ingest child process (so its peak RSS is ingest's alone) and its report.
+
+use chrono::Utc;
+use culla_ingest::pipeline::IngestSummary;
+use culla_schemas::parse_event;
+use culla_simulate::{SimConfig, SimLine, contacts_for_events, simulate};
+use std::collections::HashSet;
+use std::time::Instant;
+
+/// The prefix of the child's result line on its stdout.
+const RESULT: &str = "bench-result";
+
+/// Peak resident memory of this process (`VmHWM`), in MB.
+pub fn vm_hwm_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// How many events to simulate: `CULLA_BENCH_EVENTS` (default 1,000,000).
+pub fn bench_events() -> usize {
+    std::env::var("CULLA_BENCH_EVENTS")
+        .ok()
+        .and_then(|s| s.replace('_', "").parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// A simulated input and what ingest must make of it.
+pub struct Simulated {
+    /// The year's lines, exactly as many as asked for.
+    pub lines: Vec<SimLine>,
+    /// The simulation's settings.
+    pub cfg: SimConfig,
+    /// Distinct valid `event_id`s, worked out with `parse_event` (not by ingest).
+    pub distinct: usize,
+    /// Lines that fail validation.
+    pub invalid: usize,
+    /// Seconds spent simulating.
+    pub secs: f64,
+}
+
+/// One realistic year of Milan's line (2024, seed 7) sized to `want` events
+/// (`contacts_for_events`, the sizing of the simulate bench), cut to `want` lines.
+pub fn simulated(want: usize) -> Simulated {
+    let t = Instant::now();
+    let mut cfg = SimConfig::default();
+    cfg.contacts = Some(contacts_for_events(&cfg, want as u64));
+    let mut lines = simulate(&cfg);
+    lines.truncate(want);
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(lines.len(), want, "the simulated year is long enough");
+    let now = Utc::now();
+    let mut distinct = HashSet::with_capacity(lines.len());
+    let mut invalid = 0usize;
+    for l in &lines {
+        match parse_event(&l.bytes, now) {
+            Ok(ev) => {
+                distinct.insert(ev.event_id);
+            }
+            Err(_) => invalid += 1,
+        }
+    }
+    Simulated {
+        lines,
+        cfg,
+        distinct: distinct.len(),
+        invalid,
+        secs,
+    }
+}
+
+/// In the child: prints its result line (messages read, seconds, peak RSS, files).
+pub fn report_child(s: &IngestSummary, secs: f64) {
+    let n = s.events + s.duplicates + s.dead_letter_total();
+    eprintln!("ingest: {s}");
+    println!("{RESULT} {n} {secs} {} {}", vm_hwm_mb(), s.files);
+}
+
+/// What the ingest child reported.
+pub struct ChildResult {
+    /// Messages read.
+    pub messages: f64,
+    /// Seconds from opening the source to the last commit.
+    pub secs: f64,
+    /// The child's peak RSS in MB.
+    pub rss: f64,
+    /// Files written.
+    pub files: f64,
+}
+
+/// Runs this bench binary again with `key=value` in its environment (the child mode)
+/// and reads its result line.
+pub fn run_child(key: &str, value: impl AsRef<std::ffi::OsStr>) -> ChildResult {
+    let exe = std::env::current_exe().expect("own path");
+    let out = std::process::Command::new(exe)
+        .env(key, value)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run the ingest child");
+    assert!(out.status.success(), "the ingest child failed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<f64> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(RESULT))
+        .expect("the child reports its result")
+        .split_whitespace()
+        .map(|x| x.parse().expect("a number"))
+        .collect();
+    ChildResult {
+        messages: f[0],
+        secs: f[1],
+        rss: f[2],
+        files: f[3],
+    }
+}
