@@ -171,7 +171,8 @@ fn dash(i: usize) -> &'static str {
     ["none", "6 3", "2 3", "8 3 2 3", "1 2"][i % 5]
 }
 
-/// Grouped vertical bars, one group per label.
+/// Grouped vertical bars, one group per label; a `None` value (hidden by disclosure
+/// control) is a hatched stub on the axis, never a zero.
 pub fn bar_chart(
     id: &str,
     title: &str,
@@ -192,6 +193,7 @@ pub fn bar_chart(
     );
     let mut o = String::new();
     open_svg(&mut o, id, w, h, title, desc);
+    o.push_str(&hatch_pattern(&format!("{id}-hatch")));
     y_axis(&mut o, left, top, plot_w, plot_h, max, fmt);
     let n = labels.len().max(1) as f64;
     let group = plot_w / n;
@@ -200,6 +202,18 @@ pub fn bar_chart(
     for (g, label) in labels.iter().enumerate() {
         let gx = left + group * g as f64 + group * 0.1;
         for (si, s) in series.iter().enumerate() {
+            if s.values.get(g).is_some_and(Option::is_none) {
+                // Hidden by disclosure control: a hatched stub on the axis, so the gap
+                // is not read as zero (the chart's data table says why).
+                let _ = write!(
+                    o,
+                    r#"<rect class="bar-hidden" x="{:.1}" y="{:.1}" width="{:.1}" height="8" fill="url(#{id}-hatch)" stroke="{INK}" stroke-width="0.5"><title>{}: –</title></rect>"#,
+                    gx + bar * si as f64,
+                    top + plot_h - 8.0,
+                    bar,
+                    esc(&format!("{label} · {}", s.name)),
+                );
+            }
             if let Some(v) = s.values.get(g).copied().flatten() {
                 let bh = plot_h * v / max;
                 let _ = write!(
@@ -326,6 +340,7 @@ pub fn line_chart(
     let max = max.unwrap_or_else(|| nice_max(data_max));
     let mut o = String::new();
     open_svg(&mut o, id, w, h, title, desc);
+    o.push_str(&hatch_pattern(&format!("{id}-hatch")));
     y_axis(&mut o, left, top, plot_w, plot_h, max, fmt);
     let n = labels.len().max(1) as f64;
     let step = plot_w / n;
@@ -560,6 +575,10 @@ mod tests {
             &|v| format!("{v}"),
         );
         assert_eq!(svg.matches("class=\"bar\"").count(), 2);
+        // The hidden value is a hatched stub, not a zero-height bar.
+        assert_eq!(svg.matches("class=\"bar-hidden\"").count(), 1);
+        assert!(svg.contains("fill=\"url(#x-hatch)\"") && svg.contains("id=\"x-hatch\""));
+        assert!(svg.contains("<title>f · a&lt;b: –</title>"));
         assert!(svg.contains("a&lt;b"));
         assert!(svg.contains(r#"role="img""#) && svg.contains("<title id=\"x-t\">T</title>"));
     }

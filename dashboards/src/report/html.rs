@@ -395,22 +395,21 @@ impl Renderer<'_> {
                 values: months
                     .iter()
                     .map(|m| {
-                        Some(
-                            t.rows
-                                .iter()
-                                .filter(|r| {
-                                    t.get(r, "month").as_text() == *m
-                                        && t.get(r, "channel").as_text() == *ch
-                                })
-                                .filter_map(|r| t.get(r, "contacts").as_f64())
-                                .sum(),
-                        )
+                        // A month with a hidden cell is hidden (a gap), never a smaller bar.
+                        t.rows
+                            .iter()
+                            .filter(|r| {
+                                t.get(r, "month").as_text() == *m
+                                    && t.get(r, "channel").as_text() == *ch
+                            })
+                            .map(|r| t.get(r, "contacts").as_f64())
+                            .sum::<Option<f64>>()
                     })
                     .collect(),
             })
             .collect();
         let totals: Vec<f64> = (0..12)
-            .map(|i| series.iter().filter_map(|s| s.values[i]).sum())
+            .map(|i| series.iter().filter_map(|s| s.values[i]).sum::<f64>())
             .collect();
         let busiest = totals
             .iter()
