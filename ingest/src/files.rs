@@ -149,34 +149,74 @@ pub fn sync_dirs(dirs: &[PathBuf]) -> Result<()> {
 }
 
 fn parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<()> + Sync) -> Result<()> {
-    if items.len() <= 1 {
-        return items.iter().try_for_each(f);
+    parallel_map(items, SYNC_THREADS, f)
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Runs `f` on the items on up to `threads` threads, each taking the next item in turn;
+/// returns one slot per item, in the order of `items`. A thread stops at its first error,
+/// so after an error some slots may be `None` (never run).
+pub(crate) fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Vec<Option<Result<R>>> {
+    let threads = threads.min(items.len()).max(1);
+    if threads == 1 {
+        let mut out: Vec<Option<Result<R>>> = Vec::with_capacity(items.len());
+        for item in items {
+            let r = f(item);
+            let failed = r.is_err();
+            out.push(Some(r));
+            if failed {
+                break;
+            }
+        }
+        out.resize_with(items.len(), || None);
+        return out;
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let threads = items.len().min(SYNC_THREADS);
-    std::thread::scope(|s| {
+    let done: Vec<Vec<(usize, Result<R>)>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
+                    let mut mine = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(item) = items.get(i) else {
-                            return Ok(());
-                        };
-                        f(item)?;
+                        let Some(item) = items.get(i) else { break };
+                        let r = f(item);
+                        let failed = r.is_err();
+                        mine.push((i, r));
+                        if failed {
+                            break;
+                        }
                     }
+                    mine
                 })
             })
             .collect();
-        let mut result = Ok(());
-        for h in handles {
-            let r = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-            if result.is_ok() {
-                result = r;
-            }
-        }
-        result
-    })
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut out: Vec<Option<Result<R>>> = (0..items.len()).map(|_| None).collect();
+    for (i, r) in done.into_iter().flatten() {
+        out[i] = Some(r);
+    }
+    out
+}
+
+/// Opens (creating it if needed) a lock file, without locking it yet.
+pub(crate) fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io_err("open", path))
 }
 
 /// Takes the data directory's commit lock (`_culla/commit.lock`), exclusively, waiting
@@ -191,12 +231,7 @@ pub fn commit_lock(dir: &DataDir) -> Result<File> {
     let d = dir.root().join("_culla");
     fs::create_dir_all(&d).map_err(io_err("create", &d))?;
     let p = d.join("commit.lock");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .map_err(io_err("open", &p))?;
+    let f = open_lock_file(&p)?;
     f.lock().map_err(io_err("lock", &p))?;
     Ok(f)
 }
@@ -244,12 +279,7 @@ impl Staging {
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         let writer_id = uuid::Uuid::new_v4().simple().to_string();
         let lp = dir.join(format!("{writer_id}.lock"));
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lp)
-            .map_err(io_err("create", &lp))?;
+        let lock = open_lock_file(&lp)?;
         lock.lock().map_err(io_err("lock", &lp))?;
         Ok(Staging {
             dir,

@@ -276,12 +276,7 @@ impl LocalLogSink {
         }
         fs::create_dir_all(&log_dir).map_err(io_err("create", &log_dir))?;
         let lp = log_dir.join(".write.lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lp)
-            .map_err(io_err("open", &lp))?;
+        let lock = crate::files::open_lock_file(&lp)?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {

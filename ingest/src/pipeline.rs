@@ -49,7 +49,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -268,8 +268,6 @@ impl Group {
 pub(crate) struct Pending {
     groups: HashMap<String, HashMap<NaiveDate, Group>>,
     dead: Vec<DeadLetter>,
-    /// The ids of the pending rows (also in the writer's set of stored ids).
-    ids: IdSet,
     raw_bytes: usize,
     duplicates: u64,
     since: Option<Instant>,
@@ -299,7 +297,7 @@ impl Pending {
     }
 
     /// Drops the pending rows `row` selects and the dead letters `dead` selects; returns
-    /// the dropped rows' ids (also removed from `self.ids`) and how many dead letters went.
+    /// the dropped rows' ids and how many dead letters went.
     fn drop_where(
         &mut self,
         mut row: impl FnMut(&RowRef<'_>) -> bool,
@@ -348,9 +346,6 @@ impl Pending {
             dates.retain(|_, g| g.rows() > 0);
         }
         self.groups.retain(|_, d| !d.is_empty());
-        for id in &ids {
-            self.ids.remove(id);
-        }
         let before = self.dead.len();
         self.dead.retain(|d| !dead(d));
         Ok((ids, before - self.dead.len()))
@@ -518,7 +513,6 @@ impl<'a> Writer<'a> {
                         self.pending.duplicates += 1;
                         continue;
                     }
-                    self.pending.ids.insert(id);
                     let raw = std::str::from_utf8(&m.payload).unwrap_or_default();
                     let date = event_date(&ev);
                     self.pending.group(&ev.source, date).builder.append(
@@ -598,7 +592,8 @@ impl<'a> Writer<'a> {
                     Err(e) => return Err(e),
                 }
                 for id in theirs {
-                    if !self.ids.insert(id) && self.pending.ids.contains(&id) {
+                    // Known already: stored by us, or pending (checked below).
+                    if !self.ids.insert(id) {
                         taken.insert(id);
                     }
                 }
@@ -615,10 +610,10 @@ impl<'a> Writer<'a> {
         let (ids, _) = self
             .pending
             .drop_where(|r| taken.contains(&r.id), |_| false)?;
-        // Stored by the other writer: their ids stay known.
-        for id in &ids {
-            self.ids.insert(*id);
+        if ids.is_empty() {
+            return Ok(false); // the known ids were our own stored events, none pending
         }
+        // Stored by the other writer: their ids stay known (in `self.ids`).
         self.pending.duplicates += ids.len() as u64;
         tracing::info!(
             dropped = ids.len(),
@@ -926,37 +921,14 @@ fn stage_event_files(
             };
             Ok((entry, file, path))
         };
-    let threads = parse_threads().min(jobs.len()).max(1);
-    let next = AtomicUsize::new(0);
-    let done: Vec<Vec<(usize, Result<Written>)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(job) = jobs.get(i) else { break };
-                        let r = write(job);
-                        let failed = r.is_err();
-                        mine.push((i, r));
-                        if failed {
-                            break;
-                        }
-                    }
-                    mine
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    let mut written: Vec<(usize, Written)> = Vec::with_capacity(jobs.len());
+    let mut written: Vec<Written> = Vec::with_capacity(jobs.len());
     let mut first_err = None;
-    for (i, r) in done.into_iter().flatten() {
+    for r in files::parallel_map(jobs, parse_threads(), write)
+        .into_iter()
+        .flatten()
+    {
         match r {
-            Ok(w) => written.push((i, w)),
+            Ok(w) => written.push(w),
             Err(e) => {
                 if first_err.is_none() {
                     first_err = Some(e);
@@ -964,11 +936,8 @@ fn stage_event_files(
             }
         }
     }
-    written.sort_by_key(|(i, _)| *i);
-    let (entries, handles): (Vec<FileEntry>, Vec<(std::fs::File, std::path::PathBuf)>) = written
-        .into_iter()
-        .map(|(_, (e, f, p))| (e, (f, p)))
-        .unzip();
+    let (entries, handles): (Vec<FileEntry>, Vec<(std::fs::File, std::path::PathBuf)>) =
+        written.into_iter().map(|(e, f, p)| (e, (f, p))).unzip();
     let synced = match first_err {
         Some(e) => Err(e),
         None => files::sync_files(&handles),
