@@ -2,10 +2,14 @@
 //! (no ingest pipeline needed): each line is validated with
 //! [`culla_schemas::parse_event`], the events are grouped by source and local date and
 //! written as `DIR/events/source=…/event_date=…/part-0.parquet` with the `events` file
-//! schema, as ingest would lay them out.
+//! schema, as ingest would lay them out, and committed to the manifest the way ingest
+//! commits: written into `_culla/staging/`, committed in one commit, renamed into place
+//! ([`commit_partitions`]).
 
 use culla_schemas::arrow::{EventBatchBuilder, Lineage, event_date};
+use culla_schemas::layout::{Commit, DataDir, FileEntry, Snapshot, TABLE_EVENTS, try_commit};
 use culla_schemas::parse_event;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -67,23 +71,85 @@ pub fn write_ndjson_part(ndjson: &str, dir: &Path, part: &str) -> Result<usize, 
         );
         n += 1;
     }
+    let mut parts = Vec::with_capacity(groups.len());
     for ((source, date), mut b) in groups {
-        let pdir = dir
-            .join("events")
-            .join(format!("source={source}"))
-            .join(format!("event_date={date}"));
-        let werr = |message: String| FixtureError::Write {
-            path: pdir.display().to_string(),
-            message,
-        };
-        std::fs::create_dir_all(&pdir).map_err(|e| werr(e.to_string()))?;
-        let batch = b.finish().map_err(|e| werr(e.to_string()))?;
-        let file = std::fs::File::create(pdir.join(format!("{part}.parquet")))
-            .map_err(|e| werr(e.to_string()))?;
-        let mut w =
-            ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| werr(e.to_string()))?;
-        w.write(&batch).map_err(|e| werr(e.to_string()))?;
-        w.close().map_err(|e| werr(e.to_string()))?;
+        let batch = b.finish().map_err(|e| FixtureError::Write {
+            path: format!("source={source}/event_date={date}"),
+            message: e.to_string(),
+        })?;
+        parts.push((source, date, batch));
     }
+    commit_partitions(dir, &parts, part, "fixture")?;
     Ok(n)
+}
+
+/// Writes one Parquet file per `(source, event_date, rows)` partition, named
+/// `<tag>.parquet`, and commits them to the manifest of the data directory `dir` as one
+/// commit made by `operation`; returns the commit's sequence number. The files go to
+/// `_culla/staging/` first and are renamed into place after the commit, as ingest does.
+pub fn commit_partitions(
+    dir: &Path,
+    parts: &[(String, String, RecordBatch)],
+    tag: &str,
+    operation: &str,
+) -> Result<u64, FixtureError> {
+    let data = DataDir::new(dir);
+    let staging = data.staging_dir();
+    let err = |path: &Path| {
+        let path = path.display().to_string();
+        move |e: &dyn std::fmt::Display| FixtureError::Write {
+            path: path.clone(),
+            message: e.to_string(),
+        }
+    };
+    std::fs::create_dir_all(&staging).map_err(|e| err(&staging)(&e))?;
+    let mut add = Vec::with_capacity(parts.len());
+    let mut events = 0u64;
+    for (source, date, batch) in parts {
+        let staged = format!("{operation}-{tag}-{source}-{date}.parquet");
+        let path = staging.join(&staged);
+        let werr = err(&path);
+        let file = std::fs::File::create(&path).map_err(|e| werr(&e))?;
+        let mut w = ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| werr(&e))?;
+        w.write(batch).map_err(|e| werr(&e))?;
+        w.close().map_err(|e| werr(&e))?;
+        let bytes = std::fs::metadata(&path).map_err(|e| werr(&e))?.len();
+        events += batch.num_rows() as u64;
+        add.push(FileEntry {
+            table: TABLE_EVENTS.into(),
+            path: format!("events/source={source}/event_date={date}/{tag}.parquet"),
+            staged,
+            rows: batch.num_rows() as u64,
+            bytes,
+        });
+    }
+    let manifest = data.manifest_dir();
+    let merr = err(&manifest);
+    let mut seq = Snapshot::load(&data).map_err(|e| merr(&e))?.seq + 1;
+    loop {
+        let commit = Commit {
+            seq,
+            committed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            operation: operation.into(),
+            writer: format!("culla fixture pid {}", std::process::id()),
+            add: add.clone(),
+            remove: Vec::new(),
+            offsets: Vec::new(),
+            stats: BTreeMap::from([("events".to_string(), events)]),
+        };
+        if try_commit(&data, &commit).map_err(|e| merr(&e))? {
+            break;
+        }
+        seq += 1;
+    }
+    for f in &add {
+        let from = staging.join(&f.staged);
+        let to = data.resolve(&f.path);
+        let rerr = err(&to);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| rerr(&e))?;
+        }
+        std::fs::rename(&from, &to).map_err(|e| rerr(&e))?;
+    }
+    Ok(seq)
 }

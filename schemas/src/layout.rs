@@ -279,6 +279,19 @@ pub fn read_lock_shared(dir: &DataDir) -> Result<fs::File> {
     Ok(f)
 }
 
+/// Takes the read lock exclusively if nobody holds it, without waiting: `Ok(None)` when
+/// a reader or a compaction has it. Readers use it to tidy their caches. Released on drop.
+pub fn try_read_lock_exclusive(dir: &DataDir) -> Result<Option<fs::File>> {
+    let f = open_lock(dir)?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => {
+            Err(io_err("lock", &dir.root.join("_culla/read.lock"))(e))
+        }
+    }
+}
+
 /// Takes the read lock exclusively: held by compaction (and recovery) only for the
 /// moment it renames new files in and deletes replaced ones. Released on drop.
 pub fn read_lock_exclusive(dir: &DataDir) -> Result<fs::File> {

@@ -10,6 +10,14 @@
 //!
 //! The rows are a snapshot of the data directory taken under the caller's read lock:
 //! a session sees one consistent state; open a new session to see newer commits.
+//!
+//! A view can also be **persisted**: its rows are then written to a Parquet file in
+//! `_culla/cache/projections-<seq>-<key>/` the first time they are computed, and read
+//! from there by every later session of the same manifest sequence and the same
+//! projection SQL (period, source, as-of instant, thresholds: all rendered into it).
+//! The file is an exact copy of rows computed from exactly that state of the log, so a
+//! rerun of a question costs reading one small file instead of folding the log again.
+//! A file that cannot be written or read is ignored: the rows are then computed.
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
@@ -19,9 +27,49 @@ use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, TableType};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::ExecutionPlan;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::OnceCell;
+
+/// Directory name prefix of persisted projections.
+const PROJECTIONS_PREFIX: &str = "projections-";
+
+/// The directory persisted projections of manifest sequence `seq` live in when built
+/// from the SQL texts `sql` (their rendering carries every option), under `cache_dir`.
+pub fn projection_dir<'a>(
+    cache_dir: &Path,
+    seq: u64,
+    sql: impl IntoIterator<Item = &'a str>,
+) -> PathBuf {
+    // FNV-1a, 64 bits: stable across builds and platforms, unlike std's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(env!("CARGO_PKG_VERSION").as_bytes());
+    for s in sql {
+        eat(s.as_bytes());
+        eat(&[0]);
+    }
+    cache_dir.join(format!("{PROJECTIONS_PREFIX}{seq:020}-{h:016x}"))
+}
+
+/// The manifest sequence of a persisted-projections directory name.
+pub fn projection_seq(name: &str) -> Option<u64> {
+    name.strip_prefix(PROJECTIONS_PREFIX)?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
 
 /// A view whose rows are computed on first use and then kept for the session.
 #[derive(Debug)]
@@ -30,6 +78,7 @@ pub struct MaterializedView {
     df: DataFrame,
     schema: SchemaRef,
     rows: OnceCell<Arc<MemTable>>,
+    persist: Option<PathBuf>,
 }
 
 impl MaterializedView {
@@ -50,6 +99,76 @@ impl MaterializedView {
             df,
             schema: Arc::new(Schema::new(fields)),
             rows: OnceCell::new(),
+            persist: None,
+        }
+    }
+
+    /// Like [`MaterializedView::new`], with the rows persisted in `file` (read from it
+    /// when present, written there once computed).
+    pub fn persisted(name: &str, df: DataFrame, file: PathBuf) -> Self {
+        MaterializedView {
+            persist: Some(file),
+            ..MaterializedView::new(name, df)
+        }
+    }
+
+    /// The persisted rows, if the file is there and has this view's columns.
+    fn load(&self) -> Option<Vec<RecordBatch>> {
+        let path = self.persist.as_ref()?;
+        let file = std::fs::File::open(path).ok()?;
+        let read = || -> std::result::Result<Vec<RecordBatch>, String> {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .and_then(|b| b.with_batch_size(8192).build())
+                .map_err(|e| e.to_string())?;
+            reader
+                .map(|b| {
+                    let b = b.map_err(|e| e.to_string())?;
+                    RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())
+                        .map_err(|e| e.to_string())
+                })
+                .collect()
+        };
+        match read() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::debug!(view = %self.name, file = %path.display(), error = %e, "persisted projection ignored");
+                None
+            }
+        }
+    }
+
+    /// Writes the rows to the persist file (complete or not at all).
+    fn store(&self, batches: &[RecordBatch]) {
+        let Some(path) = self.persist.as_ref() else {
+            return;
+        };
+        let write = || -> std::result::Result<(), String> {
+            let dir = path.parent().ok_or("no parent directory")?;
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), self.name));
+            let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+            let props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+                .build();
+            let mut w = ArrowWriter::try_new(
+                std::io::BufWriter::new(file),
+                self.schema.clone(),
+                Some(props),
+            )
+            .map_err(|e| e.to_string())?;
+            for b in batches {
+                let b = RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())
+                    .map_err(|e| e.to_string())?;
+                w.write(&b).map_err(|e| e.to_string())?;
+            }
+            w.close().map_err(|e| e.to_string())?;
+            std::fs::rename(&tmp, path).map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                e.to_string()
+            })
+        };
+        if let Err(e) = write() {
+            tracing::debug!(view = %self.name, file = %path.display(), error = %e, "projection not persisted");
         }
     }
 
@@ -58,7 +177,14 @@ impl MaterializedView {
         self.rows
             .get_or_try_init(|| async {
                 let started = std::time::Instant::now();
-                let batches = self.df.clone().collect().await?;
+                let batches = match self.load() {
+                    Some(b) => b,
+                    None => {
+                        let b = self.df.clone().collect().await?;
+                        self.store(&b);
+                        b
+                    }
+                };
                 let parts = partitions.max(1);
                 let mut split: Vec<Vec<RecordBatch>> = vec![Vec::new(); parts];
                 let mut rows = 0usize;

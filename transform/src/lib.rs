@@ -20,16 +20,19 @@
 //! The projections are SQL files (`transform/sql/*.sql`, embedded) rendered with the
 //! period and options: DataFusion does all the heavy lifting. Readers must hold
 //! [`read_lock`] while queries run so a concurrent compaction never swaps files under
-//! them. The SQL functions `poisson_ci_low` / `poisson_ci_high` come from [`stats`],
+//! them. `events` is read from one consolidated copy of the manifest's live files
+//! ([`eventcache`]) and the four public projections are persisted per manifest sequence
+//! and options ([`cache`]), so a question reruns without folding the log again. The SQL functions `poisson_ci_low` / `poisson_ci_high` come from [`stats`],
 //! the exact percentile aggregate `percentile_exact` from [`percentile`].
 
 pub mod cache;
+pub mod eventcache;
 pub mod percentile;
 pub mod stats;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use culla_schemas::arrow::{dead_letters_file_schema, events_file_schema, events_table_schema};
-use culla_schemas::layout::{DataDir, LayoutError, read_lock_shared};
+use culla_schemas::layout::{DataDir, LayoutError, read_lock_shared, try_read_lock_exclusive};
 use datafusion::arrow::array::{
     ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray, UInt32Array,
@@ -135,8 +138,18 @@ const OPEN_TO: NaiveDate = match NaiveDate::from_ymd_opt(9999, 12, 31) {
 };
 
 /// Takes the data directory's shared read lock; hold it while queries run.
+///
+/// When no other reader holds it, stale cache entries ([`eventcache::cleanup`]) are
+/// deleted first, under the lock taken exclusively for that moment.
 pub fn read_lock(data: &Path) -> Result<std::fs::File> {
-    Ok(read_lock_shared(&DataDir::new(data))?)
+    let dir = DataDir::new(data);
+    if eventcache::cache_dir(data).is_dir()
+        && let Some(exclusive) = try_read_lock_exclusive(&dir)?
+    {
+        eventcache::cleanup(data);
+        drop(exclusive);
+    }
+    Ok(read_lock_shared(&dir)?)
 }
 
 /// Whether `DIR/events` holds at least one Parquet file.
@@ -230,18 +243,60 @@ async fn register_listing(
 
 /// Registers `events`, `dead_letters`, `nil` and `births` (no projections).
 pub async fn register_tables(ctx: &SessionContext, data: &Path) -> Result<()> {
+    register_tables_from(ctx, data, eventcache::enabled())
+        .await
+        .map(|_| ())
+}
+
+/// Where `events` was registered from: the consolidated copy of a manifest sequence.
+#[derive(Debug, Clone, Copy)]
+struct Consolidated {
+    seq: u64,
+    max_at_us: Option<i64>,
+}
+
+/// Registers the tables, `events` from the consolidated copy when `use_cache` and the
+/// data has a manifest (else, or when the copy cannot be made, from the partitions).
+async fn register_tables_from(
+    ctx: &SessionContext,
+    data: &Path,
+    use_cache: bool,
+) -> Result<Option<Consolidated>> {
     let dir = DataDir::new(data);
-    register_listing(
-        ctx,
-        "events",
-        &dir.events_dir(),
-        events_file_schema(),
-        vec![
-            ("source".into(), DataType::Utf8),
-            ("event_date".into(), DataType::Utf8),
-        ],
-    )
-    .await?;
+    let prepared = if use_cache {
+        match eventcache::prepare(data) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(data = %data.display(), error = %e, "reading the event partitions directly (no consolidated copy)");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let consolidated = match prepared {
+        Some(p) => {
+            register_copy(ctx, &p)?;
+            Some(Consolidated {
+                seq: p.seq,
+                max_at_us: p.max_at_us,
+            })
+        }
+        None => {
+            register_listing(
+                ctx,
+                "events",
+                &dir.events_dir(),
+                events_file_schema(),
+                vec![
+                    ("source".into(), DataType::Utf8),
+                    ("event_date".into(), DataType::Utf8),
+                ],
+            )
+            .await?;
+            None
+        }
+    };
     register_listing(
         ctx,
         "dead_letters",
@@ -255,11 +310,42 @@ pub async fn register_tables(ctx: &SessionContext, data: &Path) -> Result<()> {
         events_table_schema().fields().len(),
         events_file_schema().fields().len() + 2
     );
+    Ok(consolidated)
+}
+
+/// `events` = the consolidated copy, plus the rows committed after it, if any.
+fn register_copy(ctx: &SessionContext, p: &eventcache::Prepared) -> Result<()> {
+    let url = ListingTableUrl::parse(p.copy.to_string_lossy())?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(events_table_schema());
+    let copy = Arc::new(ListingTable::try_new(config)?);
+    if p.recent.is_empty() {
+        ctx.register_table("events", copy)?;
+        return Ok(());
+    }
+    let recent = MemTable::try_new(events_table_schema(), vec![p.recent.clone()])?;
+    let events = ctx
+        .read_table(copy)?
+        .union(ctx.read_table(Arc::new(recent))?)?
+        .into_view();
+    ctx.register_table("events", events)?;
     Ok(())
 }
 
 /// Resolves the options against the data: the period bounds and the as-of instant.
 pub async fn resolve_scope(ctx: &SessionContext, opts: &ProjectionOptions) -> Result<Scope> {
+    resolve_scope_known(ctx, opts, None).await
+}
+
+/// [`resolve_scope`], with the latest event time when it is already known (µs).
+async fn resolve_scope_known(
+    ctx: &SessionContext,
+    opts: &ProjectionOptions,
+    known_latest_us: Option<i64>,
+) -> Result<Scope> {
     if let (Some(f), Some(t)) = (opts.from, opts.to)
         && f > t
     {
@@ -275,7 +361,10 @@ pub async fn resolve_scope(ctx: &SessionContext, opts: &ProjectionOptions) -> Re
     }
     let as_of = match opts.as_of {
         Some(t) => t,
-        None => latest_event(ctx).await?.unwrap_or_else(Utc::now),
+        None => match known_latest_us.and_then(DateTime::<Utc>::from_timestamp_micros) {
+            Some(t) => t,
+            None => latest_event(ctx).await?.unwrap_or_else(Utc::now),
+        },
     };
     let to = opts.to.unwrap_or(OPEN_TO);
     let year = match opts.to {
@@ -336,15 +425,44 @@ pub fn rendered_projections(
 /// Registers the projections for `opts` (tables must be registered first), each as a
 /// [`cache::MaterializedView`]: computed on first use, then kept for the session.
 pub async fn register_projections(ctx: &SessionContext, opts: &ProjectionOptions) -> Result<Scope> {
-    let scope = resolve_scope(ctx, opts).await?;
-    for (name, body) in rendered_projections(opts, &scope) {
+    register_projections_in(ctx, opts, None, None).await
+}
+
+/// The projections a question reads directly: persisted when a cache is available.
+const PERSISTED: &[&str] = &["contacts", "needs", "referrals", "families"];
+
+/// [`register_projections`] for events read from a consolidated copy: the public
+/// projections are persisted under `data`'s cache for that manifest sequence.
+async fn register_projections_in(
+    ctx: &SessionContext,
+    opts: &ProjectionOptions,
+    data: Option<&Path>,
+    consolidated: Option<Consolidated>,
+) -> Result<Scope> {
+    let scope = resolve_scope_known(ctx, opts, consolidated.and_then(|c| c.max_at_us)).await?;
+    let rendered = rendered_projections(opts, &scope);
+    let persist_dir = match (data, consolidated) {
+        (Some(data), Some(c)) => Some(cache::projection_dir(
+            &eventcache::cache_dir(data),
+            c.seq,
+            rendered.iter().map(|(_, sql)| sql.as_str()),
+        )),
+        _ => None,
+    };
+    for (name, body) in rendered {
         let plan = ctx.sql(&body).await.map_err(|e| {
             Error::DataFusion(DataFusionError::Context(
                 format!("projection {name}"),
                 Box::new(e),
             ))
         })?;
-        ctx.register_table(name, Arc::new(cache::MaterializedView::new(name, plan)))?;
+        let view = match &persist_dir {
+            Some(dir) if PERSISTED.contains(&name) => {
+                cache::MaterializedView::persisted(name, plan, dir.join(format!("{name}.parquet")))
+            }
+            _ => cache::MaterializedView::new(name, plan),
+        };
+        ctx.register_table(name, Arc::new(view))?;
     }
     register_scope_table(ctx, opts, &scope)?;
     tracing::debug!(from = %scope.from, to = %scope.to, as_of = %scope.as_of, "projections registered");
@@ -401,9 +519,26 @@ pub async fn open(data: &Path, opts: &ProjectionOptions) -> Result<SessionContex
 
 /// Like [`open`], also returning the resolved [`Scope`].
 pub async fn open_scoped(data: &Path, opts: &ProjectionOptions) -> Result<(SessionContext, Scope)> {
+    open_with(data, opts, eventcache::enabled()).await
+}
+
+/// Like [`open_scoped`], reading the event partitions directly and persisting nothing
+/// (what `CULLA_CACHE=off` does): the reference the cached path is tested against.
+pub async fn open_uncached(
+    data: &Path,
+    opts: &ProjectionOptions,
+) -> Result<(SessionContext, Scope)> {
+    open_with(data, opts, false).await
+}
+
+async fn open_with(
+    data: &Path,
+    opts: &ProjectionOptions,
+    use_cache: bool,
+) -> Result<(SessionContext, Scope)> {
     let ctx = new_context();
-    register_tables(&ctx, data).await?;
-    let scope = register_projections(&ctx, opts).await?;
+    let consolidated = register_tables_from(&ctx, data, use_cache).await?;
+    let scope = register_projections_in(&ctx, opts, Some(data), consolidated).await?;
     Ok((ctx, scope))
 }
 

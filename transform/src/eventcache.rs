@@ -1,0 +1,429 @@
+//! A consolidated, read-only copy of the event log, so a question opens one file, not
+//! a thousand.
+//!
+//! Ingest writes one small Parquet file per source and day (and per commit), which is
+//! right for exactly-once writing and for DuckDB users browsing partitions, and slow for
+//! a reader that must open every one of them for each question: one simulated year is
+//! about a thousand files, and opening them costs more than the question itself. So the
+//! first reader after a commit copies the manifest's live event files into one file,
+//! `_culla/cache/events-<seq>.parquet` (the `events` table's columns, partition values
+//! included), and every later reader of the same manifest sequence reads that file.
+//!
+//! Correctness rests on the manifest, never on a directory listing: the copy holds
+//! exactly the live files of commit `seq` (a committed file still in staging after a
+//! crash is read from there); its footer records the sequence and row count and is
+//! checked on every use. When later commits only added event files (streaming ingest),
+//! a reader uses the copy plus those few files read into memory; when a commit removed
+//! event files (compaction, recovery), or the additions are many, the copy is rebuilt.
+//! Anything unexpected (a read-only directory, a damaged copy, a missing file) makes the
+//! reader fall back to listing the partitions, as without a cache; `CULLA_CACHE=off`
+//! does the same on purpose. Stale copies are deleted by [`cleanup`] when no reader
+//! holds the data directory's read lock.
+
+use culla_schemas::arrow::events_table_schema;
+use culla_schemas::layout::{self, DataDir, FileEntry, Snapshot, TABLE_EVENTS};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::compute::kernels::aggregate::max;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::metadata::KeyValue;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Event files added since the copy that are read into memory rather than rebuilding it.
+const MAX_DELTA_FILES: usize = 64;
+/// Rows per row group of the copy: enough groups for every core on a year or more.
+const ROW_GROUP_ROWS: usize = 64 * 1024;
+const KEY_SEQ: &str = "culla.cache.seq";
+const KEY_ROWS: &str = "culla.cache.rows";
+const KEY_MAX_AT: &str = "culla.cache.max_at_us";
+
+/// Whether readers use the cache: on unless `CULLA_CACHE` is `off`, `0` or `false`.
+pub fn enabled() -> bool {
+    !matches!(
+        std::env::var("CULLA_CACHE").ok().as_deref(),
+        Some("off" | "0" | "false" | "no")
+    )
+}
+
+/// `_culla/cache/`.
+pub fn cache_dir(data: &Path) -> PathBuf {
+    data.join("_culla").join("cache")
+}
+
+/// What a reader reads `events` from.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Manifest sequence the rows are exactly the live event files of.
+    pub seq: u64,
+    /// The consolidated copy (of a sequence at most `seq`).
+    pub copy: PathBuf,
+    /// Rows of files committed after the copy was made (empty when it is current).
+    pub recent: Vec<RecordBatch>,
+    /// Latest event instant (µs since the epoch) over the copy and the recent rows.
+    pub max_at_us: Option<i64>,
+}
+
+/// Finds or builds the consolidated copy for the data directory's current manifest.
+///
+/// `Ok(None)`: no committed event file (nothing to consolidate: read the partitions).
+/// Errors are reasons to fall back to listing; the caller logs them.
+pub fn prepare(data: &Path) -> Result<Option<Prepared>, String> {
+    let dir = DataDir::new(data);
+    let snap = Snapshot::load(&dir).map_err(|e| e.to_string())?;
+    let live: Vec<&FileEntry> = snap.live_files(TABLE_EVENTS).collect();
+    if live.is_empty() {
+        return Ok(None);
+    }
+    let cdir = cache_dir(data);
+    if let Some((base, path)) = newest_copy(&cdir, snap.seq) {
+        match reuse(&dir, &snap, base, &path) {
+            Ok(Some(p)) => return Ok(Some(p)),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(copy = %path.display(), error = %e, "cache copy not usable"),
+        }
+    }
+    let started = std::time::Instant::now();
+    let (copy, max_at_us) = build(&dir, &snap, &live)?;
+    tracing::debug!(
+        seq = snap.seq,
+        files = live.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "event log consolidated for reading"
+    );
+    Ok(Some(Prepared {
+        seq: snap.seq,
+        copy,
+        recent: Vec::new(),
+        max_at_us,
+    }))
+}
+
+/// The copy with the highest sequence not above `seq`.
+fn newest_copy(cdir: &Path, seq: u64) -> Option<(u64, PathBuf)> {
+    fs::read_dir(cdir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let s = copy_seq(&name.to_string_lossy())?;
+            (s <= seq).then(|| (s, e.path()))
+        })
+        .max_by_key(|(s, _)| *s)
+}
+
+fn copy_seq(name: &str) -> Option<u64> {
+    name.strip_prefix("events-")?
+        .strip_suffix(".parquet")?
+        .parse()
+        .ok()
+}
+
+/// Uses the copy of sequence `base` if its footer checks out and the commits since
+/// only added a few event files; `Ok(None)` when it must be rebuilt.
+fn reuse(
+    dir: &DataDir,
+    snap: &Snapshot,
+    base: u64,
+    path: &Path,
+) -> Result<Option<Prepared>, String> {
+    let (seq, _rows, max_at) = read_footer(path)?;
+    if seq != base {
+        return Err(format!("footer says sequence {seq}, name says {base}"));
+    }
+    if base == snap.seq {
+        return Ok(Some(Prepared {
+            seq: base,
+            copy: path.to_path_buf(),
+            recent: Vec::new(),
+            max_at_us: max_at,
+        }));
+    }
+    let mut added: Vec<FileEntry> = Vec::new();
+    for c in layout::read_commits(dir).map_err(|e| e.to_string())? {
+        if c.seq <= base || c.seq > snap.seq {
+            continue;
+        }
+        if c.remove.iter().any(|r| r.starts_with(TABLE_EVENTS)) {
+            return Ok(None);
+        }
+        added.extend(c.add.into_iter().filter(|f| f.table == TABLE_EVENTS));
+    }
+    if added.len() > MAX_DELTA_FILES {
+        return Ok(None);
+    }
+    let schema = events_table_schema();
+    let mut recent = Vec::new();
+    let mut max_at_us = max_at;
+    for f in &added {
+        for b in read_entry(dir, f, &schema)? {
+            max_at_us = max_at_us.max(batch_max_at(&b));
+            recent.push(b);
+        }
+    }
+    Ok(Some(Prepared {
+        seq: snap.seq,
+        copy: path.to_path_buf(),
+        recent,
+        max_at_us,
+    }))
+}
+
+/// (sequence, rows, latest event µs) recorded in a copy's footer.
+fn read_footer(path: &Path) -> Result<(u64, u64, Option<i64>), String> {
+    let file = fs::File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    let reader = SerializedFileReader::new(file).map_err(|e| e.to_string())?;
+    let meta = reader.metadata().file_metadata();
+    let kv = |key: &str| {
+        meta.key_value_metadata()
+            .and_then(|kvs| kvs.iter().find(|k| k.key == key))
+            .and_then(|k| k.value.clone())
+    };
+    let seq = kv(KEY_SEQ)
+        .and_then(|v| v.parse().ok())
+        .ok_or("no sequence in the footer")?;
+    let rows: u64 = kv(KEY_ROWS)
+        .and_then(|v| v.parse().ok())
+        .ok_or("no row count in the footer")?;
+    if rows != meta.num_rows() as u64 {
+        return Err(format!(
+            "footer says {rows} rows, file has {}",
+            meta.num_rows()
+        ));
+    }
+    let max_at = kv(KEY_MAX_AT).and_then(|v| v.parse().ok());
+    Ok((seq, rows, max_at))
+}
+
+/// Path of a live file: in place, or still in staging when a crash came between the
+/// commit and the rename (recovery will move it; the manifest says it is committed).
+fn locate(dir: &DataDir, f: &FileEntry) -> Result<PathBuf, String> {
+    let placed = dir.resolve(&f.path);
+    if placed.exists() {
+        return Ok(placed);
+    }
+    let staged = dir.staging_dir().join(&f.staged);
+    if !f.staged.is_empty() && staged.exists() {
+        return Ok(staged);
+    }
+    Err(format!("committed file {} is missing", f.path))
+}
+
+/// The rows of one live event file with its partition values as columns.
+fn read_entry(
+    dir: &DataDir,
+    f: &FileEntry,
+    schema: &SchemaRef,
+) -> Result<Vec<RecordBatch>, String> {
+    let (source, date) = partition_values(&f.path)?;
+    let path = locate(dir, f)?;
+    let file = fs::File::open(&path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(8192).build())
+        .map_err(|e| format!("read {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    let mut rows = 0u64;
+    for b in reader {
+        let b = b.map_err(|e| format!("read {}: {e}", path.display()))?;
+        let n = b.num_rows();
+        rows += n as u64;
+        let mut cols: Vec<ArrayRef> = b.columns().to_vec();
+        cols.push(Arc::new(StringArray::from(vec![source.as_str(); n])));
+        cols.push(Arc::new(StringArray::from(vec![date.as_str(); n])));
+        out.push(
+            RecordBatch::try_new(schema.clone(), cols)
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+        );
+    }
+    if rows != f.rows {
+        return Err(format!(
+            "{} has {rows} rows, the manifest says {}",
+            f.path, f.rows
+        ));
+    }
+    Ok(out)
+}
+
+/// `source` and `event_date` from `events/source=S/event_date=D/file.parquet`.
+fn partition_values(rel: &str) -> Result<(String, String), String> {
+    let mut source = None;
+    let mut date = None;
+    for seg in rel.split('/') {
+        if let Some(v) = seg.strip_prefix("source=") {
+            source = Some(v.to_string());
+        } else if let Some(v) = seg.strip_prefix("event_date=") {
+            date = Some(v.to_string());
+        }
+    }
+    match (source, date) {
+        (Some(s), Some(d)) => Ok((s, d)),
+        _ => Err(format!("{rel} is not under source=…/event_date=…")),
+    }
+}
+
+fn batch_max_at(b: &RecordBatch) -> Option<i64> {
+    b.column_by_name("at")?
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .and_then(max)
+}
+
+/// Copies every live event file into `_culla/cache/events-<seq>.parquet`: files are
+/// read on every core and written by this thread as they arrive; the copy appears under
+/// its name only once complete.
+fn build(
+    dir: &DataDir,
+    snap: &Snapshot,
+    live: &[&FileEntry],
+) -> Result<(PathBuf, Option<i64>), String> {
+    let cdir = cache_dir(dir.root());
+    fs::create_dir_all(&cdir).map_err(|e| format!("create {}: {e}", cdir.display()))?;
+    let dest = cdir.join(format!("events-{:020}.parquet", snap.seq));
+    let tmp = cdir.join(format!(".tmp-{}-{:020}", std::process::id(), snap.seq));
+    let result = write_copy(dir, snap.seq, live, &tmp);
+    let max_at = match result {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    fs::rename(&tmp, &dest).map_err(|e| format!("rename to {}: {e}", dest.display()))?;
+    Ok((dest, max_at))
+}
+
+fn write_copy(
+    dir: &DataDir,
+    seq: u64,
+    live: &[&FileEntry],
+    tmp: &Path,
+) -> Result<Option<i64>, String> {
+    let schema = events_table_schema();
+    let expected: u64 = live.iter().map(|f| f.rows).sum();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_created_by(format!("culla {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let file = fs::File::create(tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
+    let mut writer =
+        ArrowWriter::try_new(std::io::BufWriter::new(file), schema.clone(), Some(props))
+            .map_err(|e| e.to_string())?;
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(live.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<RecordBatch>, String>>(workers * 4);
+    let mut rows = 0u64;
+    let mut max_at: Option<i64> = None;
+    let mut failure: Option<String> = None;
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, schema) = (&next, &schema);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(f) = live.get(i) else { break };
+                    let r = read_entry(dir, f, schema);
+                    let stop = r.is_err();
+                    if tx.send(r).is_err() || stop {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for r in rx {
+            if failure.is_some() {
+                continue;
+            }
+            match r {
+                Ok(batches) => {
+                    for b in batches {
+                        rows += b.num_rows() as u64;
+                        max_at = max_at.max(batch_max_at(&b));
+                        if let Err(e) = writer.write(&b) {
+                            failure = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                Err(e) => failure = Some(e),
+            }
+            if failure.is_some() {
+                // Stop the readers: nothing more will be written.
+                next.store(usize::MAX / 2, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if rows != expected {
+        return Err(format!("read {rows} rows, the manifest says {expected}"));
+    }
+    for (k, v) in [
+        (KEY_SEQ, Some(seq.to_string())),
+        (KEY_ROWS, Some(rows.to_string())),
+        (KEY_MAX_AT, max_at.map(|m| m.to_string())),
+    ] {
+        if let Some(v) = v {
+            writer.append_key_value_metadata(KeyValue::new(k.to_string(), v));
+        }
+    }
+    let mut inner = writer.into_inner().map_err(|e| e.to_string())?;
+    use std::io::Write;
+    inner
+        .flush()
+        .map_err(|e| format!("write {}: {e}", tmp.display()))?;
+    Ok(max_at)
+}
+
+/// Deletes what no reader needs any more: copies older than the newest one, projection
+/// caches of older manifest sequences, and temporary files left by a crash. Call it
+/// only while holding the data directory's read lock exclusively.
+pub fn cleanup(data: &Path) {
+    let cdir = cache_dir(data);
+    let Ok(entries) = fs::read_dir(&cdir) else {
+        return;
+    };
+    let seq = Snapshot::load(&DataDir::new(data))
+        .map(|s| s.seq)
+        .unwrap_or(0);
+    let entries: Vec<_> = entries.flatten().collect();
+    let newest = entries
+        .iter()
+        .filter_map(|e| copy_seq(&e.file_name().to_string_lossy()))
+        .filter(|s| *s <= seq)
+        .max();
+    for e in &entries {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let stale = if let Some(s) = copy_seq(&name) {
+            Some(s) != newest
+        } else if let Some(s) = crate::cache::projection_seq(&name) {
+            s != seq
+        } else {
+            name.starts_with(".tmp-")
+        };
+        if stale {
+            let p = e.path();
+            let removed = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+            if let Err(err) = removed {
+                tracing::debug!(path = %p.display(), error = %err, "stale cache entry kept");
+            }
+        }
+    }
+}
