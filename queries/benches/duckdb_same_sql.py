@@ -2,11 +2,14 @@
 
 Reads a JSON spec written by `queries/benches/queries.rs`:
   {"data": DIR, "nil": NIL.parquet, "births": BIRTHS.parquet,
-   "projections": [[name, sql], ...], "queries": [[name, sql], ...], "runs": 3}
+   "projections": [[name, sql], ...], "queries": [[name, sql], ...], "runs": 3,
+   "events_file": null or COPY.parquet}
 where every SQL text is already rendered for the period (the same text culla runs).
 Translates the few DataFusion spellings DuckDB lacks (listed in DIALECT below), then
 times each question the way culla is timed: a fresh connection, the projections as
-views over the same Parquet files, the question run to the last row. Prints one line
+views over the same Parquet files (the hive partitions of DIR/events, or, with
+`events_file`, culla's consolidated copy of them, which has `source` and `event_date`
+as columns), the question run to the last row. Prints one line
 per question: `name median_ms rows`.
 """
 
@@ -63,10 +66,15 @@ def connect(spec):
     con.create_function("poisson_ci_low", poisson_low, ["BIGINT"], "DOUBLE")
     con.create_function("poisson_ci_high", poisson_high, ["BIGINT"], "DOUBLE")
     d = spec["data"]
-    con.execute(
-        "CREATE VIEW events AS SELECT * FROM read_parquet("
-        f"'{d}/events/**/*.parquet', hive_partitioning = true, hive_types_autocast = false)"
-    )
+    if spec.get("events_file"):
+        con.execute(
+            f"CREATE VIEW events AS SELECT * FROM read_parquet('{spec['events_file']}')"
+        )
+    else:
+        con.execute(
+            "CREATE VIEW events AS SELECT * FROM read_parquet("
+            f"'{d}/events/**/*.parquet', hive_partitioning = true, hive_types_autocast = false)"
+        )
     con.execute(f"CREATE VIEW nil AS SELECT * FROM read_parquet('{spec['nil']}')")
     con.execute(f"CREATE VIEW births AS SELECT * FROM read_parquet('{spec['births']}')")
     for name, sql in spec["projections"]:

@@ -3,9 +3,17 @@
 //! `CULLA_BENCH_EVENTS=10000000`), beside DuckDB answering the same questions with the
 //! same SQL (culla's rendered projections and question, spelled for DuckDB by
 //! `benches/duckdb_same_sql.py`) on the same Parquet in the same run (python duckdb via
-//! `CULLA_PYTHON`, default `python3`). Every figure is a median of three runs, each from
-//! a fresh opening of the data. Goals: < 100 ms per question on one year, < 1 s on 10M
-//! events, no slower than DuckDB. Prints Markdown tables (figures go to
+//! `CULLA_PYTHON`, default `python3`).
+//!
+//! Each question is timed from a fresh opening of the data (lock, tables, projections,
+//! question) in three states of culla's read caches: none (`open_uncached`: the
+//! partitions listed and read directly), the consolidated copy of the log present but
+//! the projections folded afresh (a new question or new options after a commit), and
+//! warm (the projections persisted by an earlier run of the same options). DuckDB runs
+//! on the partitions and on the consolidated copy. The one-off cost of making the copy
+//! (paid by the first reader after a commit) is printed too. Every figure is a median
+//! of three runs (`CULLA_BENCH_RUNS` on the large set, default 3). Goals: < 100 ms per question on one year,
+//! < 1 s on 10M events, ≤ 1.5× DuckDB. Prints Markdown tables (figures go to
 //! docs/bench-queries.md).
 
 use culla_queries::{Params, registry, run, run_many};
@@ -39,27 +47,84 @@ fn build(dir: &Path, events: usize) -> usize {
     written
 }
 
-/// Median of three runs of one question, each on a fresh opening of the data (lock,
-/// listing, projections, question), and the rows it returned.
-fn median_ms(rt: &tokio::runtime::Runtime, name: &str, p: &Params) -> (f64, usize) {
+/// Runs per figure of the data set being measured.
+static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(3);
+
+fn runs() -> usize {
+    RUNS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The read caches' state a question is timed in.
+#[derive(Clone, Copy, PartialEq)]
+enum Cache {
+    /// No cache: the partitions are listed and read directly.
+    None,
+    /// The consolidated copy is there; the projections are folded afresh.
+    Fold,
+    /// The projections of these options are persisted.
+    Warm,
+}
+
+/// Deletes the persisted projections (keeps the consolidated copy).
+fn forget_projections(data: &Path) {
+    let dir = culla_transform::eventcache::cache_dir(data);
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with("projections-") {
+            std::fs::remove_dir_all(e.path()).expect("projections deleted");
+        }
+    }
+}
+
+/// One fresh opening of the data and one question, reading the partitions directly.
+async fn run_direct(name: &str, p: &Params) -> usize {
+    let q = culla_queries::find(name).expect("known question");
+    let opts = p.projection_options().expect("valid params");
+    let _lock = culla_transform::read_lock(&p.data).expect("lock");
+    let (ctx, scope) = culla_transform::open_uncached(&p.data, &opts)
+        .await
+        .expect("data opens");
+    let sql = culla_queries::render_query(q, p, &scope);
+    let batches = ctx
+        .sql(&sql)
+        .await
+        .expect("plans")
+        .collect()
+        .await
+        .expect("runs");
+    batches.iter().map(|b| b.num_rows()).sum()
+}
+
+/// Median of the runs of one question in a cache state, each on a fresh opening of the
+/// data (lock, tables, projections, question), and the rows it returned.
+fn median_ms(rt: &tokio::runtime::Runtime, name: &str, p: &Params, cache: Cache) -> (f64, usize) {
     let mut rows = 0;
-    let mut t: Vec<f64> = (0..3)
+    if cache == Cache::Warm {
+        rt.block_on(run(name, p)).expect("query runs");
+    }
+    let mut t: Vec<f64> = (0..runs())
         .map(|_| {
+            if cache == Cache::Fold {
+                forget_projections(&p.data);
+            }
             let s = Instant::now();
-            rows = rt.block_on(run(name, p)).expect("query runs").num_rows();
+            rows = match cache {
+                Cache::None => rt.block_on(run_direct(name, p)),
+                _ => rt.block_on(run(name, p)).expect("query runs").num_rows(),
+            };
             s.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
     t.sort_by(f64::total_cmp);
-    (t[1], rows)
+    (t[t.len() / 2], rows)
 }
 
 /// DuckDB's figures for the same questions: `name -> (median ms, rows)`.
 type Duck = Vec<(String, f64, usize)>;
 
 /// Hands culla's rendered SQL (projections and questions) and the reference tables to
-/// `duckdb_same_sql.py`, which times DuckDB answering them over the same Parquet files.
-fn duckdb(rt: &tokio::runtime::Runtime, p: &Params, work: &Path) -> Duck {
+/// `duckdb_same_sql.py`, which times DuckDB answering them over the same Parquet files:
+/// the partitions, or (`copy`) the consolidated copy culla reads.
+fn duckdb(rt: &tokio::runtime::Runtime, p: &Params, work: &Path, copy: Option<&Path>) -> Duck {
     let spec = rt.block_on(async {
         let opts = p.projection_options().expect("valid params");
         let (ctx, scope) = culla_transform::open_scoped(&p.data, &opts)
@@ -91,7 +156,8 @@ fn duckdb(rt: &tokio::runtime::Runtime, p: &Params, work: &Path) -> Duck {
             "births": files["births"],
             "projections": projections,
             "queries": queries,
-            "runs": 3,
+            "runs": runs(),
+            "events_file": copy,
         })
     });
     let spec_path = work.join("duckdb-spec.json");
@@ -142,38 +208,79 @@ fn bench(label: &str, events: usize, rt: &tokio::runtime::Runtime) {
         data: dir.path().to_path_buf(),
         ..Params::default()
     };
-    let duck = duckdb(rt, &p, work.path());
-    println!(
-        "\n### {label}: {n} events, {files} files\n\n\
-         | query | culla (ms) | DuckDB, same SQL (ms) | culla / DuckDB | rows (culla / DuckDB) |\n\
-         |---|---|---|---|---|"
-    );
-    for q in registry() {
-        let (ms, rows) = median_ms(rt, q.name, &p);
-        let (d, ratio, drows) = match duck.iter().find(|(n, _, _)| n == q.name) {
-            Some((_, t, r)) => (format!("{t:.1}"), format!("{:.2}", ms / t), r.to_string()),
-            None => ("–".into(), "–".into(), "–".into()),
-        };
-        println!(
-            "| {} | {ms:.1} | {d} | {ratio} | {rows} / {drows} |",
-            q.name
-        );
-    }
-    let names: Vec<&str> = registry().iter().map(|q| q.name).collect();
-    let mut t: Vec<f64> = (0..3)
+    // The one-off cost of the consolidated copy, paid by the first reader after a commit.
+    let mut copy_ms: Vec<f64> = (0..runs())
         .map(|_| {
+            let _ = std::fs::remove_dir_all(culla_transform::eventcache::cache_dir(&p.data));
             let s = Instant::now();
-            rt.block_on(run_many(&names, &p)).expect("queries run");
+            culla_transform::eventcache::prepare(&p.data)
+                .expect("copy made")
+                .expect("events committed");
             s.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
-    t.sort_by(f64::total_cmp);
-    let duck_sum: f64 = duck.iter().map(|(_, t, _)| t).sum();
+    copy_ms.sort_by(f64::total_cmp);
+    let copy = culla_transform::eventcache::prepare(&p.data)
+        .expect("copy made")
+        .expect("events committed")
+        .copy;
+    let copy_mb = std::fs::metadata(&copy).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    let duck_parts = duckdb(rt, &p, work.path(), None);
+    let duck_copy = duckdb(rt, &p, work.path(), Some(&copy));
     println!(
-        "| all {} questions, one session (as the report) | {:.1} | {duck_sum:.1} (sum) | {:.2} | |",
+        "\n### {label}: {n} events, {files} files\n\n\
+         Consolidated copy (first reader after a commit): {:.1} ms, {copy_mb:.1} MB.\n\n\
+         | query | culla, no cache (ms) | culla, copy + fresh fold (ms) | culla, warm (ms) | \
+         DuckDB on the partitions (ms) | DuckDB on the copy (ms) | fresh fold / DuckDB on the copy | \
+         warm / DuckDB on the partitions | rows (culla / DuckDB) |\n\
+         |---|---|---|---|---|---|---|---|---|",
+        copy_ms[copy_ms.len() / 2]
+    );
+    let find = |d: &Duck, name: &str| {
+        d.iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, t, r)| (*t, *r))
+    };
+    let fmt = |v: Option<f64>| v.map_or("–".to_string(), |t| format!("{t:.1}"));
+    let ratio = |a: f64, b: Option<f64>| b.map_or("–".to_string(), |b| format!("{:.2}", a / b));
+    for q in registry() {
+        let (none, _) = median_ms(rt, q.name, &p, Cache::None);
+        let (fold, rows) = median_ms(rt, q.name, &p, Cache::Fold);
+        let (warm, _) = median_ms(rt, q.name, &p, Cache::Warm);
+        let dp = find(&duck_parts, q.name);
+        let dc = find(&duck_copy, q.name);
+        println!(
+            "| {} | {none:.1} | {fold:.1} | {warm:.1} | {} | {} | {} | {} | {rows} / {} |",
+            q.name,
+            fmt(dp.map(|d| d.0)),
+            fmt(dc.map(|d| d.0)),
+            ratio(fold, dc.map(|d| d.0)),
+            ratio(warm, dp.map(|d| d.0)),
+            dc.or(dp).map_or("–".to_string(), |d| d.1.to_string()),
+        );
+    }
+    let names: Vec<&str> = registry().iter().map(|q| q.name).collect();
+    let all = |cache: Cache| -> f64 {
+        let mut t: Vec<f64> = (0..runs())
+            .map(|_| {
+                if cache == Cache::Fold {
+                    forget_projections(&p.data);
+                }
+                let s = Instant::now();
+                rt.block_on(run_many(&names, &p)).expect("queries run");
+                s.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    };
+    let (fold, warm) = (all(Cache::Fold), all(Cache::Warm));
+    let sum = |d: &Duck| d.iter().map(|(_, t, _)| t).sum::<f64>();
+    println!(
+        "| all {} questions, one session (as the report) | – | {fold:.1} | {warm:.1} | {:.1} (sum) | {:.1} (sum) | | | |",
         names.len(),
-        t[1],
-        t[1] / duck_sum.max(f64::MIN_POSITIVE)
+        sum(&duck_parts),
+        sum(&duck_copy),
     );
 }
 
@@ -200,6 +307,12 @@ fn main() {
         .build()
         .expect("runtime");
     bench("one year (15,000 contacts)", 15_000 * 7, &rt);
+    // The large set: `CULLA_BENCH_RUNS` runs per figure (default 3; 1 keeps a 10M run short).
+    let runs = std::env::var("CULLA_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3usize);
+    RUNS.store(runs.max(1), std::sync::atomic::Ordering::Relaxed);
     let big: usize = std::env::var("CULLA_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())

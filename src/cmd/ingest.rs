@@ -193,6 +193,7 @@ pub fn run_ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
     };
     let sum = pipeline::run(&mut *source, &dir, &opts, &stop)?;
     println!("{sum}");
+    culla_transform::warm_cache(&a.data);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -300,5 +301,6 @@ pub fn run_compact(a: CompactArgs) -> anyhow::Result<ExitCode> {
     };
     let sum = compact(&DataDir::new(&a.data), &opts)?;
     println!("{sum}");
+    culla_transform::warm_cache(&a.data);
     Ok(ExitCode::SUCCESS)
 }

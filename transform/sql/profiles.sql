@@ -3,7 +3,9 @@
 -- latest value that carried it ("later wins"), and territory (comune, nil, municipio)
 -- comes whole from the latest profile that carried a territory, so a family that moved
 -- never mixes two addresses. A Milan NIL without a Municipio gets the NIL's Municipio
--- from the reference table `nil`.
+-- from the reference table `nil`. Flags go through last_value as TINYINT and back:
+-- the same value, and DataFusion's ordered last_value is ~10x faster on integers than
+-- on booleans (55.x has no grouped accumulator for booleans).
 -- Parameters: {{to}} (last local date of the period).
 SELECT
   p.family,
@@ -27,13 +29,13 @@ FROM (
     last_value(nil ORDER BY at_us, "offset") FILTER (WHERE has_territory) AS nil,
     last_value(municipio ORDER BY at_us, "offset") FILTER (WHERE has_territory) AS municipio_reported,
     last_value(stage ORDER BY at_us, "offset") FILTER (WHERE stage IS NOT NULL) AS stage,
-    last_value(first_child ORDER BY at_us, "offset") FILTER (WHERE first_child IS NOT NULL) AS first_child,
-    last_value(single_parent ORDER BY at_us, "offset") FILTER (WHERE single_parent IS NOT NULL) AS single_parent,
-    last_value(family_network ORDER BY at_us, "offset") FILTER (WHERE family_network IS NOT NULL) AS family_network,
+    CAST(last_value(CAST(first_child AS TINYINT) ORDER BY at_us, "offset") FILTER (WHERE first_child IS NOT NULL) AS BOOLEAN) AS first_child,
+    CAST(last_value(CAST(single_parent AS TINYINT) ORDER BY at_us, "offset") FILTER (WHERE single_parent IS NOT NULL) AS BOOLEAN) AS single_parent,
+    CAST(last_value(CAST(family_network AS TINYINT) ORDER BY at_us, "offset") FILTER (WHERE family_network IS NOT NULL) AS BOOLEAN) AS family_network,
     last_value(language ORDER BY at_us, "offset") FILTER (WHERE language IS NOT NULL) AS language,
-    last_value(interpreter_needed ORDER BY at_us, "offset") FILTER (WHERE interpreter_needed IS NOT NULL) AS interpreter_needed,
-    last_value(arrived_last_2y ORDER BY at_us, "offset") FILTER (WHERE arrived_last_2y IS NOT NULL) AS arrived_last_2y,
-    last_value(has_pediatrician ORDER BY at_us, "offset") FILTER (WHERE has_pediatrician IS NOT NULL) AS has_pediatrician,
+    CAST(last_value(CAST(interpreter_needed AS TINYINT) ORDER BY at_us, "offset") FILTER (WHERE interpreter_needed IS NOT NULL) AS BOOLEAN) AS interpreter_needed,
+    CAST(last_value(CAST(arrived_last_2y AS TINYINT) ORDER BY at_us, "offset") FILTER (WHERE arrived_last_2y IS NOT NULL) AS BOOLEAN) AS arrived_last_2y,
+    CAST(last_value(CAST(has_pediatrician AS TINYINT) ORDER BY at_us, "offset") FILTER (WHERE has_pediatrician IS NOT NULL) AS BOOLEAN) AS has_pediatrician,
     max(at) AS profiled_at,
     count(*) AS profiles
   FROM scoped_events

@@ -152,6 +152,26 @@ pub fn read_lock(data: &Path) -> Result<std::fs::File> {
     Ok(read_lock_shared(&dir)?)
 }
 
+/// Makes the consolidated copy of the log as it is now ([`eventcache`]), so the next
+/// question does not pay for it; for writers to call after a batch ingest or a
+/// compaction. Best effort: a failure is logged and the next reader tries again.
+pub fn warm_cache(data: &Path) {
+    if !eventcache::enabled() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let made = read_lock(data)
+        .map_err(|e| e.to_string())
+        .and_then(|_lock| eventcache::prepare(data));
+    match made {
+        Ok(_) => tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            "read cache ready"
+        ),
+        Err(e) => tracing::warn!(data = %data.display(), error = %e, "read cache not made"),
+    }
+}
+
 /// Whether `DIR/events` holds at least one Parquet file.
 pub fn has_events(data: &Path) -> bool {
     has_parquet(&DataDir::new(data).events_dir())
