@@ -224,9 +224,15 @@ fn bench(label: &str, events: usize, rt: &tokio::runtime::Runtime) {
         .expect("copy made")
         .expect("events committed")
         .copy;
-    let copy_mb = std::fs::metadata(&copy).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    let copy_mb = std::fs::read_dir(&copy)
+        .expect("copy listed")
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum::<u64>() as f64
+        / 1e6;
     let duck_parts = duckdb(rt, &p, work.path(), None);
-    let duck_copy = duckdb(rt, &p, work.path(), Some(&copy));
+    let duck_copy = duckdb(rt, &p, work.path(), Some(&copy.join("*.parquet")));
     println!(
         "\n### {label}: {n} events, {files} files\n\n\
          Consolidated copy (first reader after a commit): {:.1} ms, {copy_mb:.1} MB.\n\n\

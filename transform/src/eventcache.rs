@@ -5,14 +5,16 @@
 //! right for exactly-once writing and for DuckDB users browsing partitions, and slow for
 //! a reader that must open every one of them for each question: one simulated year is
 //! about a thousand files, and opening them costs more than the question itself. So the
-//! first reader after a commit copies the manifest's live event files into one file,
-//! `_culla/cache/events-<seq>.parquet` (the `events` table's columns, partition values
-//! included), and every later reader of the same manifest sequence reads that file.
+//! first reader after a commit copies the manifest's live event files into a handful,
+//! `_culla/cache/events-<seq>/NNN.parquet`, one per event type (the `events` table's
+//! columns, partition values included, so a projection that reads one type skips the
+//! other files by their statistics), and every later reader of the same manifest
+//! sequence reads those.
 //!
 //! Correctness rests on the manifest, never on a directory listing: the copy holds
 //! exactly the live files of commit `seq` (a committed file still in staging after a
-//! crash is read from there); its footer records the sequence and row count and is
-//! checked on every use. When later commits only added event files (streaming ingest),
+//! crash is read from there); each file's footer records the sequence, its row count and
+//! the number of files in the copy, checked on every use. When later commits only added event files (streaming ingest),
 //! a reader uses the copy plus those few files read into memory; when a commit removed
 //! event files (compaction, recovery), or the additions are many, the copy is rebuilt.
 //! Anything unexpected (a read-only directory, a damaged copy, a missing file) makes the
@@ -22,8 +24,11 @@
 
 use culla_schemas::arrow::events_table_schema;
 use culla_schemas::layout::{self, DataDir, FileEntry, Snapshot, TABLE_EVENTS};
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array,
+};
 use datafusion::arrow::compute::kernels::aggregate::max;
+use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -42,6 +47,7 @@ const ROW_GROUP_ROWS: usize = 64 * 1024;
 const KEY_SEQ: &str = "culla.cache.seq";
 const KEY_ROWS: &str = "culla.cache.rows";
 const KEY_MAX_AT: &str = "culla.cache.max_at_us";
+const KEY_FILES: &str = "culla.cache.files";
 
 /// Whether readers use the cache: on unless `CULLA_CACHE` is `off`, `0` or `false`.
 pub fn enabled() -> bool {
@@ -61,7 +67,7 @@ pub fn cache_dir(data: &Path) -> PathBuf {
 pub struct Prepared {
     /// Manifest sequence the rows are exactly the live event files of.
     pub seq: u64,
-    /// The consolidated copy (of a sequence at most `seq`).
+    /// The consolidated copy's directory (of a sequence at most `seq`).
     pub copy: PathBuf,
     /// Rows of files committed after the copy was made (empty when it is current).
     pub recent: Vec<RecordBatch>,
@@ -118,10 +124,7 @@ fn newest_copy(cdir: &Path, seq: u64) -> Option<(u64, PathBuf)> {
 }
 
 fn copy_seq(name: &str) -> Option<u64> {
-    name.strip_prefix("events-")?
-        .strip_suffix(".parquet")?
-        .parse()
-        .ok()
+    name.strip_prefix("events-")?.parse().ok()
 }
 
 /// Uses the copy of sequence `base` if its footer checks out and the commits since
@@ -132,7 +135,7 @@ fn reuse(
     base: u64,
     path: &Path,
 ) -> Result<Option<Prepared>, String> {
-    let (seq, _rows, max_at) = read_footer(path)?;
+    let (seq, max_at) = read_copy(path)?;
     if seq != base {
         return Err(format!("footer says sequence {seq}, name says {base}"));
     }
@@ -174,8 +177,34 @@ fn reuse(
     }))
 }
 
-/// (sequence, rows, latest event µs) recorded in a copy's footer.
-fn read_footer(path: &Path) -> Result<(u64, u64, Option<i64>), String> {
+/// (sequence, latest event µs) of a copy, after checking every file's footer: the
+/// same sequence, the row count it recorded, and the number of files it was made with.
+fn read_copy(dir: &Path) -> Result<(u64, Option<i64>), String> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(|e| format!("list {}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    files.sort();
+    let mut seq = None;
+    let mut max_at: Option<i64> = None;
+    for path in &files {
+        let (s, n, m) = read_footer(path)?;
+        if n != files.len() {
+            return Err(format!("{} files, made with {n}", files.len()));
+        }
+        if seq.is_some_and(|q| q != s) {
+            return Err("files of different sequences".into());
+        }
+        seq = Some(s);
+        max_at = max_at.max(m);
+    }
+    Ok((seq.ok_or("an empty copy")?, max_at))
+}
+
+/// (sequence, files of the copy, latest event µs) recorded in one file's footer.
+fn read_footer(path: &Path) -> Result<(u64, usize, Option<i64>), String> {
     let file = fs::File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?;
     let reader = SerializedFileReader::new(file).map_err(|e| e.to_string())?;
     let meta = reader.metadata().file_metadata();
@@ -196,8 +225,11 @@ fn read_footer(path: &Path) -> Result<(u64, u64, Option<i64>), String> {
             meta.num_rows()
         ));
     }
+    let files = kv(KEY_FILES)
+        .and_then(|v| v.parse().ok())
+        .ok_or("no file count in the footer")?;
     let max_at = kv(KEY_MAX_AT).and_then(|v| v.parse().ok());
-    Ok((seq, rows, max_at))
+    Ok((seq, files, max_at))
 }
 
 /// Path of a live file: in place, or still in staging when a crash came between the
@@ -273,9 +305,10 @@ fn batch_max_at(b: &RecordBatch) -> Option<i64> {
         .and_then(max)
 }
 
-/// Copies every live event file into `_culla/cache/events-<seq>.parquet`: files are
-/// read on every core and written by this thread as they arrive; the copy appears under
-/// its name only once complete.
+/// Copies every live event file into `_culla/cache/events-<seq>/`, one file per event
+/// type (so a question reading, say, only `family.profiled` rows skips every other
+/// file by its statistics): files are read on every core and written by this thread
+/// as they arrive; the directory appears under its name only once complete.
 fn build(
     dir: &DataDir,
     snap: &Snapshot,
@@ -283,19 +316,64 @@ fn build(
 ) -> Result<(PathBuf, Option<i64>), String> {
     let cdir = cache_dir(dir.root());
     fs::create_dir_all(&cdir).map_err(|e| format!("create {}: {e}", cdir.display()))?;
-    let dest = cdir.join(format!("events-{:020}.parquet", snap.seq));
+    let dest = cdir.join(format!("events-{:020}", snap.seq));
     let tmp = cdir.join(format!(".tmp-{}-{:020}", std::process::id(), snap.seq));
-    let result = write_copy(dir, snap.seq, live, &tmp);
+    let _ = fs::remove_dir_all(&tmp);
+    let result = fs::create_dir(&tmp)
+        .map_err(|e| format!("create {}: {e}", tmp.display()))
+        .and_then(|()| write_copy(dir, snap.seq, live, &tmp));
     let max_at = match result {
         Ok(m) => m,
         Err(e) => {
-            let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_dir_all(&tmp);
             return Err(e);
         }
     };
-    fs::rename(&tmp, &dest).map_err(|e| format!("rename to {}: {e}", dest.display()))?;
+    if dest.exists() {
+        // Made meanwhile by another reader (or damaged): replace it.
+        let _ = fs::remove_dir_all(&dest);
+    }
+    fs::rename(&tmp, &dest).map_err(|e| {
+        let _ = fs::remove_dir_all(&tmp);
+        format!("rename to {}: {e}", dest.display())
+    })?;
     Ok((dest, max_at))
 }
+
+/// The rows of `b` split by the value of its `type` column.
+fn split_by_type(b: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, String> {
+    let types = b
+        .column_by_name("type")
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .ok_or("no type column")?;
+    let mut by: Vec<(String, Vec<u32>)> = Vec::new();
+    for i in 0..types.len() {
+        let t = types.value(i);
+        match by.iter_mut().find(|(k, _)| k == t) {
+            Some((_, rows)) => rows.push(i as u32),
+            None => by.push((t.to_string(), vec![i as u32])),
+        }
+    }
+    if by.len() == 1 {
+        return Ok(by.into_iter().map(|(t, _)| (t, b.clone())).collect());
+    }
+    by.into_iter()
+        .map(|(t, rows)| {
+            let idx = UInt32Array::from(rows);
+            let cols = b
+                .columns()
+                .iter()
+                .map(|c| take(c, &idx, None))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            RecordBatch::try_new(b.schema(), cols)
+                .map(|r| (t, r))
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+type CopyWriter = ArrowWriter<std::io::BufWriter<fs::File>>;
 
 fn write_copy(
     dir: &DataDir,
@@ -311,18 +389,39 @@ fn write_copy(
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_created_by(format!("culla {}", env!("CARGO_PKG_VERSION")))
         .build();
-    let file = fs::File::create(tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
-    let mut writer =
-        ArrowWriter::try_new(std::io::BufWriter::new(file), schema.clone(), Some(props))
-            .map_err(|e| e.to_string())?;
+    // One writer per event type, in order of first appearance: (type, writer, rows, max at).
+    let mut writers: Vec<(String, CopyWriter, u64, Option<i64>)> = Vec::new();
+    let mut write = |b: &RecordBatch| -> Result<(), String> {
+        for (t, part) in split_by_type(b)? {
+            let i = match writers.iter().position(|(k, ..)| *k == t) {
+                Some(i) => i,
+                None => {
+                    let path = tmp.join(format!("{:03}.parquet", writers.len()));
+                    let file = fs::File::create(&path)
+                        .map_err(|e| format!("create {}: {e}", path.display()))?;
+                    let w = ArrowWriter::try_new(
+                        std::io::BufWriter::new(file),
+                        schema.clone(),
+                        Some(props.clone()),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    writers.push((t, w, 0, None));
+                    writers.len() - 1
+                }
+            };
+            let (_, w, rows, max_at) = &mut writers[i];
+            *rows += part.num_rows() as u64;
+            *max_at = (*max_at).max(batch_max_at(&part));
+            w.write(&part).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    };
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
         .min(live.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<RecordBatch>, String>>(workers * 4);
-    let mut rows = 0u64;
-    let mut max_at: Option<i64> = None;
     let mut failure: Option<String> = None;
     std::thread::scope(|s| {
         for _ in 0..workers {
@@ -345,20 +444,9 @@ fn write_copy(
             if failure.is_some() {
                 continue;
             }
-            match r {
-                Ok(batches) => {
-                    for b in batches {
-                        rows += b.num_rows() as u64;
-                        max_at = max_at.max(batch_max_at(&b));
-                        if let Err(e) = writer.write(&b) {
-                            failure = Some(e.to_string());
-                            break;
-                        }
-                    }
-                }
-                Err(e) => failure = Some(e),
-            }
-            if failure.is_some() {
+            let done = r.and_then(|batches| batches.iter().try_for_each(&mut write));
+            if let Err(e) = done {
+                failure = Some(e);
                 // Stop the readers: nothing more will be written.
                 next.store(usize::MAX / 2, std::sync::atomic::Ordering::Relaxed);
             }
@@ -367,24 +455,31 @@ fn write_copy(
     if let Some(e) = failure {
         return Err(e);
     }
+    let rows: u64 = writers.iter().map(|(_, _, n, _)| n).sum();
     if rows != expected {
         return Err(format!("read {rows} rows, the manifest says {expected}"));
     }
-    for (k, v) in [
-        (KEY_SEQ, Some(seq.to_string())),
-        (KEY_ROWS, Some(rows.to_string())),
-        (KEY_MAX_AT, max_at.map(|m| m.to_string())),
-    ] {
-        if let Some(v) = v {
-            writer.append_key_value_metadata(KeyValue::new(k.to_string(), v));
+    let files = writers.len();
+    let mut latest: Option<i64> = None;
+    for (_, mut w, n, max_at) in writers {
+        latest = latest.max(max_at);
+        for (k, v) in [
+            (KEY_SEQ, Some(seq.to_string())),
+            (KEY_ROWS, Some(n.to_string())),
+            (KEY_FILES, Some(files.to_string())),
+            (KEY_MAX_AT, max_at.map(|m| m.to_string())),
+        ] {
+            if let Some(v) = v {
+                w.append_key_value_metadata(KeyValue::new(k.to_string(), v));
+            }
         }
+        let mut inner = w.into_inner().map_err(|e| e.to_string())?;
+        use std::io::Write;
+        inner
+            .flush()
+            .map_err(|e| format!("write {}: {e}", tmp.display()))?;
     }
-    let mut inner = writer.into_inner().map_err(|e| e.to_string())?;
-    use std::io::Write;
-    inner
-        .flush()
-        .map_err(|e| format!("write {}: {e}", tmp.display()))?;
-    Ok(max_at)
+    Ok(latest)
 }
 
 /// Deletes what no reader needs any more: copies older than the newest one, projection

@@ -335,7 +335,7 @@ async fn register_tables_from(
 
 /// `events` = the consolidated copy, plus the rows committed after it, if any.
 fn register_copy(ctx: &SessionContext, p: &eventcache::Prepared) -> Result<()> {
-    let url = ListingTableUrl::parse(p.copy.to_string_lossy())?;
+    let url = ListingTableUrl::parse(format!("{}/", p.copy.to_string_lossy()))?;
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new(url)
@@ -476,13 +476,19 @@ async fn register_projections_in(
                 Box::new(e),
             ))
         })?;
-        let view = match &persist_dir {
-            Some(dir) if PERSISTED.contains(&name) => {
-                cache::MaterializedView::persisted(name, plan, dir.join(format!("{name}.parquet")))
-            }
-            _ => cache::MaterializedView::new(name, plan),
+        let view: Arc<dyn datafusion::catalog::TableProvider> = match &persist_dir {
+            // Over the consolidated copy, `scoped_events` stays a plain view: each
+            // projection reads only its columns and, by the files' statistics, only the
+            // event types it filters on; in memory it would hold every column of the log.
+            _ if name == "scoped_events" && consolidated.is_some() => plan.into_view(),
+            Some(dir) if PERSISTED.contains(&name) => Arc::new(cache::MaterializedView::persisted(
+                name,
+                plan,
+                dir.join(format!("{name}.parquet")),
+            )),
+            _ => Arc::new(cache::MaterializedView::new(name, plan)),
         };
-        ctx.register_table(name, Arc::new(view))?;
+        ctx.register_table(name, view)?;
     }
     register_scope_table(ctx, opts, &scope)?;
     tracing::debug!(from = %scope.from, to = %scope.to, as_of = %scope.as_of, "projections registered");
