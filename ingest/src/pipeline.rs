@@ -5,9 +5,7 @@
 //! kinds of threads work at once: the calling thread polls the source, parse workers
 //! validate each polled batch with `culla_schemas::parse_event`, and one writer thread
 //! takes the batches back in poll order, drops duplicates, sends bad messages to dead
-//! letters, and accumulates rows per (`source`, `event_date`). The parse workers also
-//! build the valid events into Arrow, so the writer's work per event is an offset check
-//! and a hash-set insert. When
+//! letters, and accumulates rows per (`source`, `event_date`) in Arrow builders. When
 //! the pending data reaches `--max-file-mb`, or `--flush-secs` pass, or the source goes
 //! idle or is stopped, the writer writes one zstd Parquet file per partition into
 //! staging (on several threads, fsyncs concurrently), commits the files *and* the
@@ -398,73 +396,9 @@ pub fn dead_letter(m: Message, inv: &Invalid, received: DateTime<Utc>) -> DeadLe
     }
 }
 
-/// Where a valid message's row went in its parse worker's [`Parsed`] batches.
-struct ParsedRow {
-    /// Index into [`Parsed::groups`].
-    group: u32,
-    /// Row within that group's batch.
-    row: u32,
-    /// `event_id` as hashed by [`id128`].
-    id: u128,
-}
-
-/// One polled batch as a parse worker hands it to the writer: the valid events already
-/// built into Arrow (one batch per `source` and `event_date`), and per message, in poll
-/// order, where its row is or why it is invalid. The writer then only checks offsets and
-/// duplicates and keeps the rows it accepts: the per-event work runs on every core.
-pub(crate) struct Parsed {
-    rows: Vec<std::result::Result<ParsedRow, Invalid>>,
-    groups: Vec<(String, NaiveDate, RecordBatch)>,
-}
-
-/// Validates a batch of messages and builds the valid ones into Arrow (one parse
-/// worker's share).
-fn parse_batch(msgs: &[Message], now: DateTime<Utc>) -> Result<Parsed> {
-    let mut builders: Vec<(String, NaiveDate, EventBatchBuilder)> = Vec::new();
-    let mut rows = Vec::with_capacity(msgs.len());
-    let mut last = 0usize;
-    for m in msgs {
-        let ev = match parse_event(&m.payload, now) {
-            Ok(ev) => ev,
-            Err(inv) => {
-                rows.push(Err(inv));
-                continue;
-            }
-        };
-        let date = event_date(&ev);
-        let same =
-            |(s, d, _): &(String, NaiveDate, EventBatchBuilder)| *d == date && *s == ev.source;
-        let g = if builders.get(last).is_some_and(same) {
-            last
-        } else if let Some(i) = builders.iter().position(same) {
-            i
-        } else {
-            builders.push((ev.source.clone(), date, EventBatchBuilder::default()));
-            builders.len() - 1
-        };
-        last = g;
-        let b = &mut builders[g].2;
-        let row = b.len() as u32;
-        b.append(
-            &ev,
-            std::str::from_utf8(&m.payload).unwrap_or_default(),
-            &Lineage {
-                topic: &m.topic,
-                partition: m.partition,
-                offset: m.offset,
-            },
-        );
-        rows.push(Ok(ParsedRow {
-            group: g as u32,
-            row,
-            id: id128(&ev.event_id),
-        }));
-    }
-    let groups = builders
-        .into_iter()
-        .map(|(s, d, mut b)| Ok((s, d, b.finish()?)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Parsed { rows, groups })
+/// Validates a batch of messages (one parse worker's share).
+fn parse_batch(msgs: &[Message], now: DateTime<Utc>) -> Vec<Result<Event, Invalid>> {
+    msgs.iter().map(|m| parse_event(&m.payload, now)).collect()
 }
 
 /// The state of one writer over a data directory.
@@ -537,18 +471,18 @@ impl<'a> Writer<'a> {
 
     /// Accumulates a poll's messages and their validation results (same order), read
     /// in source epoch `epoch`.
-    fn process(&mut self, msgs: Vec<Message>, parsed: Parsed, epoch: u64) -> Result<()> {
+    fn process(
+        &mut self,
+        msgs: Vec<Message>,
+        parsed: Vec<Result<Event, Invalid>>,
+        epoch: u64,
+    ) -> Result<()> {
         let now = Utc::now();
         if self.pending.since.is_none() && !msgs.is_empty() {
             self.pending.since = Some(Instant::now());
         }
-        let mut keep: Vec<Vec<bool>> = parsed
-            .groups
-            .iter()
-            .map(|(_, _, b)| vec![false; b.num_rows()])
-            .collect();
         let mut last: Option<usize> = None;
-        for (m, r) in msgs.into_iter().zip(parsed.rows) {
+        for (m, r) in msgs.into_iter().zip(parsed) {
             let i = match last {
                 Some(i)
                     if self.parts[i].partition == m.partition && self.parts[i].topic == m.topic =>
@@ -573,30 +507,29 @@ impl<'a> Writer<'a> {
             }
             self.pending.raw_bytes += m.payload.len();
             match r {
-                Ok(row) => {
-                    if !self.ids.insert(row.id) {
+                Ok(ev) => {
+                    let id = id128(&ev.event_id);
+                    if !self.ids.insert(id) {
                         self.pending.duplicates += 1;
                         continue;
                     }
-                    keep[row.group as usize][row.row as usize] = true;
+                    let raw = std::str::from_utf8(&m.payload).unwrap_or_default();
+                    let date = event_date(&ev);
+                    self.pending.group(&ev.source, date).builder.append(
+                        &ev,
+                        raw,
+                        &Lineage {
+                            topic: &m.topic,
+                            partition: m.partition,
+                            offset: m.offset,
+                        },
+                    );
                 }
                 Err(inv) => {
                     tracing::debug!(topic = %m.topic, partition = m.partition, offset = m.offset, reason = %inv.reason, "dead letter");
                     self.pending.dead.push(dead_letter(m, &inv, now));
                 }
             }
-        }
-        for ((source, date, batch), keep) in parsed.groups.into_iter().zip(keep) {
-            let kept = keep.iter().filter(|k| **k).count();
-            if kept == 0 {
-                continue;
-            }
-            let batch = if kept == batch.num_rows() {
-                batch
-            } else {
-                filter_record_batch(&batch, &BooleanArray::from(keep))?
-            };
-            self.pending.group(&source, date).batches.push(batch);
         }
         Ok(())
     }
@@ -1021,7 +954,7 @@ fn stage_event_files(
 /// What the reading thread hands the writing thread, in order.
 enum Item {
     /// Messages and their validation results, read in a source epoch.
-    Batch(Vec<Message>, Result<Parsed>, u64),
+    Batch(Vec<Message>, Vec<Result<Event, Invalid>>, u64),
     /// Partitions taken away by a rebalance (after the messages sent before).
     Revoke(Vec<(String, i32)>),
     /// A poll found nothing new: commit what is pending (low latency when quiet).
@@ -1065,7 +998,7 @@ fn write_loop(
             next += 1;
             match item {
                 Item::Batch(msgs, parsed, epoch) => {
-                    w.process(msgs, parsed?, epoch)?;
+                    w.process(msgs, parsed, epoch)?;
                     if w.due(opts) {
                         commit(w)?;
                     }
