@@ -22,7 +22,11 @@ Months are 'YYYY-MM' in Europe/Rome time; weekday is ISO (1 = Monday .. 7 = Sund
 With --public, counts 1-4 are shown as <5, a second cell is hidden where a total would
 give the first away (shown as c: its value may be large), and rates built on hidden
 counts are hidden too (shown as -). JSON and Parquet hold null there, plus the columns
-'suppressed' and 'suppressed_secondary' (docs/DISCLOSURE.md).";
+'suppressed' and 'suppressed_secondary' (docs/DISCLOSURE.md).
+
+The first question after a commit copies the event log into DIR/_culla/cache/ and keeps
+the projections it computes there, so asking again with the same options is fast; a new
+commit makes them stale. CULLA_CACHE=off reads the partitions directly.";
 
 const SQL_EXAMPLES: &str = "\
 Examples:
