@@ -26,12 +26,13 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
-use datafusion::logical_expr::{Expr, TableType};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::collect;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::OnceCell;
@@ -75,7 +76,10 @@ pub fn projection_seq(name: &str) -> Option<u64> {
 #[derive(Debug)]
 pub struct MaterializedView {
     name: String,
-    df: DataFrame,
+    /// The view's plan only, not the `DataFrame`: a `DataFrame` holds its session, whose
+    /// catalog holds this view, and that cycle would keep every computed row alive after
+    /// the session is dropped (a leak per opening in `culla serve` and benches).
+    plan: LogicalPlan,
     schema: SchemaRef,
     rows: OnceCell<Arc<MemTable>>,
     persist: Option<PathBuf>,
@@ -96,7 +100,7 @@ impl MaterializedView {
             .collect();
         MaterializedView {
             name: name.to_string(),
-            df,
+            plan: df.logical_plan().clone(),
             schema: Arc::new(Schema::new(fields)),
             rows: OnceCell::new(),
             persist: None,
@@ -173,14 +177,16 @@ impl MaterializedView {
     }
 
     /// The rows, computing them on the first call.
-    async fn rows(&self, partitions: usize) -> Result<Arc<MemTable>> {
+    async fn rows(&self, state: &dyn Session) -> Result<Arc<MemTable>> {
+        let partitions = state.config().target_partitions();
         self.rows
             .get_or_try_init(|| async {
                 let started = std::time::Instant::now();
                 let batches = match self.load() {
                     Some(b) => b,
                     None => {
-                        let b = self.df.clone().collect().await?;
+                        let physical = state.create_physical_plan(&self.plan).await?;
+                        let b = collect(physical, state.task_ctx()).await?;
                         self.store(&b);
                         b
                     }
@@ -226,8 +232,7 @@ impl TableProvider for MaterializedView {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let partitions = state.config().target_partitions();
-        let table = self.rows(partitions).await?;
+        let table = self.rows(state).await?;
         table.scan(state, projection, filters, limit).await
     }
 }
@@ -278,5 +283,34 @@ mod tests {
             4
         );
         assert_eq!(Arc::as_ptr(view.rows.get().unwrap()), first);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_session_frees_the_rows() {
+        let ctx = SessionContext::new();
+        ctx.sql("CREATE TABLE t AS VALUES (1), (2), (3)")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let df = ctx.sql("SELECT column1 + 1 AS y FROM t").await.unwrap();
+        let view = Arc::new(MaterializedView::new("plus", df));
+        ctx.register_table("plus", view.clone()).unwrap();
+        ctx.sql("SELECT sum(y) FROM plus")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let rows = Arc::downgrade(view.rows.get().expect("computed"));
+        let weak = Arc::downgrade(&view);
+        drop(view);
+        drop(ctx);
+        assert!(weak.upgrade().is_none(), "the view outlives its session");
+        assert!(
+            rows.upgrade().is_none(),
+            "the computed rows outlive the session"
+        );
     }
 }
