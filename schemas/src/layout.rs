@@ -206,8 +206,14 @@ impl Snapshot {
     }
 }
 
-/// Every commit of `dir`, in sequence order.
-pub fn read_commits(dir: &DataDir) -> Result<Vec<Commit>> {
+/// Sequence of the last commit of `dir` (0 when there is none), from the commit files'
+/// names alone: no commit is read.
+pub fn latest_seq(dir: &DataDir) -> Result<u64> {
+    Ok(commit_files(dir)?.last().map_or(0, |(seq, _)| *seq))
+}
+
+/// The commit files of `dir` with their sequence numbers, in sequence order.
+fn commit_files(dir: &DataDir) -> Result<Vec<(u64, PathBuf)>> {
     let mdir = dir.manifest_dir();
     let entries = match fs::read_dir(&mdir) {
         Ok(e) => e,
@@ -227,6 +233,12 @@ pub fn read_commits(dir: &DataDir) -> Result<Vec<Commit>> {
         }
     }
     names.sort();
+    Ok(names)
+}
+
+/// Every commit of `dir`, in sequence order.
+pub fn read_commits(dir: &DataDir) -> Result<Vec<Commit>> {
+    let names = commit_files(dir)?;
     let mut commits = Vec::with_capacity(names.len());
     for (_, path) in names {
         let text = fs::read(&path).map_err(io_err("read", &path))?;

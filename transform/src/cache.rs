@@ -243,15 +243,21 @@ mod tests {
     use datafusion::arrow::array::Int64Array;
     use datafusion::prelude::SessionContext;
 
-    #[tokio::test]
-    async fn computes_once_and_answers_like_the_view() {
+    /// A session with table `t` holding `values` (one column, `column1`).
+    async fn session_with(values: &str) -> SessionContext {
         let ctx = SessionContext::new();
-        ctx.sql("CREATE TABLE t AS VALUES (1), (2), (3), (4)")
+        ctx.sql(&format!("CREATE TABLE t AS VALUES {values}"))
             .await
             .unwrap()
             .collect()
             .await
             .unwrap();
+        ctx
+    }
+
+    #[tokio::test]
+    async fn computes_once_and_answers_like_the_view() {
+        let ctx = session_with("(1), (2), (3), (4)").await;
         let df = ctx.sql("SELECT column1 * 10 AS x FROM t").await.unwrap();
         let view = Arc::new(MaterializedView::new("tens", df));
         ctx.register_table("tens", view.clone()).unwrap();
@@ -287,13 +293,7 @@ mod tests {
 
     #[tokio::test]
     async fn dropping_the_session_frees_the_rows() {
-        let ctx = SessionContext::new();
-        ctx.sql("CREATE TABLE t AS VALUES (1), (2), (3)")
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
+        let ctx = session_with("(1), (2), (3)").await;
         let df = ctx.sql("SELECT column1 + 1 AS y FROM t").await.unwrap();
         let view = Arc::new(MaterializedView::new("plus", df));
         ctx.register_table("plus", view.clone()).unwrap();

@@ -23,7 +23,7 @@
 //! holds the data directory's read lock.
 
 use culla_schemas::arrow::events_table_schema;
-use culla_schemas::layout::{self, DataDir, FileEntry, Snapshot, TABLE_EVENTS};
+use culla_schemas::layout::{self, Commit, DataDir, FileEntry, Snapshot, TABLE_EVENTS};
 use datafusion::arrow::array::{
     Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array,
 };
@@ -81,14 +81,19 @@ pub struct Prepared {
 /// Errors are reasons to fall back to listing; the caller logs them.
 pub fn prepare(data: &Path) -> Result<Option<Prepared>, String> {
     let dir = DataDir::new(data);
-    let snap = Snapshot::load(&dir).map_err(|e| e.to_string())?;
+    // The manifest is read once: the snapshot, and the commits a reused copy lacks.
+    let commits = layout::read_commits(&dir).map_err(|e| e.to_string())?;
+    let mut snap = Snapshot::default();
+    for c in &commits {
+        snap.apply(c);
+    }
     let live: Vec<&FileEntry> = snap.live_files(TABLE_EVENTS).collect();
     if live.is_empty() {
         return Ok(None);
     }
     let cdir = cache_dir(data);
     if let Some((base, path)) = newest_copy(&cdir, snap.seq) {
-        match reuse(&dir, &snap, base, &path) {
+        match reuse(&dir, &snap, &commits, base, &path) {
             Ok(Some(p)) => return Ok(Some(p)),
             Ok(None) => {}
             Err(e) => tracing::debug!(copy = %path.display(), error = %e, "cache copy not usable"),
@@ -132,6 +137,7 @@ fn copy_seq(name: &str) -> Option<u64> {
 fn reuse(
     dir: &DataDir,
     snap: &Snapshot,
+    commits: &[Commit],
     base: u64,
     path: &Path,
 ) -> Result<Option<Prepared>, String> {
@@ -148,14 +154,11 @@ fn reuse(
         }));
     }
     let mut added: Vec<FileEntry> = Vec::new();
-    for c in layout::read_commits(dir).map_err(|e| e.to_string())? {
-        if c.seq <= base || c.seq > snap.seq {
-            continue;
-        }
+    for c in commits.iter().filter(|c| c.seq > base && c.seq <= snap.seq) {
         if c.remove.iter().any(|r| r.starts_with(TABLE_EVENTS)) {
             return Ok(None);
         }
-        added.extend(c.add.into_iter().filter(|f| f.table == TABLE_EVENTS));
+        added.extend(c.add.iter().filter(|f| f.table == TABLE_EVENTS).cloned());
     }
     if added.len() > MAX_DELTA_FILES {
         return Ok(None);
@@ -490,9 +493,7 @@ pub fn cleanup(data: &Path) {
     let Ok(entries) = fs::read_dir(&cdir) else {
         return;
     };
-    let seq = Snapshot::load(&DataDir::new(data))
-        .map(|s| s.seq)
-        .unwrap_or(0);
+    let seq = layout::latest_seq(&DataDir::new(data)).unwrap_or(0);
     let entries: Vec<_> = entries.flatten().collect();
     let newest = entries
         .iter()
