@@ -6,6 +6,11 @@
 
 mod cmd;
 
+/// mimalloc: the parse workers and the writer allocate many small strings on different
+/// threads; glibc's allocator spent about a third of their time (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// culla: analytics and reports for municipal family-support contact lines.

@@ -42,8 +42,7 @@ use culla_schemas::layout::{
     self, Commit, DataDir, FileEntry, OffsetRange, Snapshot, TABLE_DEAD_LETTERS, TABLE_EVENTS,
 };
 use culla_schemas::{Event, Invalid, Reason, parse_event};
-use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
-use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Int32Type, Int64Type};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -53,6 +52,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Default `--max-file-mb`: raw JSON pending before a commit. Pending events cost about
+/// five times their raw size in memory, so 32 MB keeps peak RSS near 400 MB with room
+/// to spare; 64 MB measured 500–550 MB (docs/bench-ingest-kafka.md).
+pub const DEFAULT_MAX_FILE_MB: usize = 32;
 
 /// How [`run`] batches and when it stops.
 #[derive(Debug, Clone)]
@@ -73,7 +77,7 @@ pub struct IngestOptions {
 impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
-            max_file_bytes: 64 * 1024 * 1024,
+            max_file_bytes: DEFAULT_MAX_FILE_MB * 1024 * 1024,
             flush_interval: Duration::from_secs(10),
             until_idle: false,
             poll_max: 8192,
@@ -244,22 +248,48 @@ struct PartState {
     epoch: u64,
 }
 
-/// Rows of one (`source`, `event_date`) file in the making.
+/// A validated event waiting for its commit, with the message it came in.
+struct Row {
+    ev: Event,
+    /// `id128(event_id)`.
+    id: u128,
+    /// The message (its key dropped): raw text and lineage.
+    msg: Message,
+}
+
+/// What a parse worker makes of one message.
+pub(crate) struct Parsed {
+    ev: Event,
+    id: u128,
+    date: NaiveDate,
+}
+
+/// Rows of one (`source`, `event_date`) file in the making. They are kept as events and
+/// turned into Arrow columns only when the file is written, on the encoding threads, in
+/// one allocation per column: the single writer thread only deduplicates and sorts.
 #[derive(Default)]
 struct Group {
-    builder: EventBatchBuilder,
-    batches: Vec<RecordBatch>,
+    rows: Vec<Row>,
+    raw_bytes: usize,
 }
 
 impl Group {
-    fn seal(&mut self) -> Result<()> {
-        if !self.builder.is_empty() {
-            self.batches.push(self.builder.finish()?);
+    /// The `events` batch of these rows.
+    fn batch(&self) -> Result<RecordBatch> {
+        let mut b = EventBatchBuilder::with_capacity(self.rows.len(), self.raw_bytes);
+        for r in &self.rows {
+            let raw = std::str::from_utf8(&r.msg.payload).unwrap_or_default();
+            b.append(
+                &r.ev,
+                raw,
+                &Lineage {
+                    topic: &r.msg.topic,
+                    partition: r.msg.partition,
+                    offset: r.msg.offset,
+                },
+            );
         }
-        Ok(())
-    }
-    fn rows(&self) -> usize {
-        self.batches.iter().map(|b| b.num_rows()).sum::<usize>() + self.builder.len()
+        Ok(b.finish()?)
     }
 }
 
@@ -302,57 +332,34 @@ impl Pending {
         &mut self,
         mut row: impl FnMut(&RowRef<'_>) -> bool,
         mut dead: impl FnMut(&DeadLetter) -> bool,
-    ) -> Result<(Vec<u128>, usize)> {
+    ) -> (Vec<u128>, usize) {
         let mut ids = Vec::new();
         for dates in self.groups.values_mut() {
             for g in dates.values_mut() {
-                g.seal()?;
-                for b in &mut g.batches {
-                    let col = |n: &str| {
-                        b.column_by_name(n)
-                            .cloned()
-                            .ok_or_else(|| Error::BadInput(format!("batch without {n}")))
-                    };
-                    let (t, p, o, ev) = (
-                        col("topic")?,
-                        col("partition")?,
-                        col("offset")?,
-                        col("event_id")?,
-                    );
-                    let (t, ev) = (t.as_string::<i32>(), ev.as_string::<i32>());
-                    let (p, o) = (p.as_primitive::<Int32Type>(), o.as_primitive::<Int64Type>());
-                    let keep: BooleanArray = (0..b.num_rows())
-                        .map(|i| {
-                            let id = id128(ev.value(i));
-                            let r = RowRef {
-                                topic: t.value(i),
-                                partition: p.value(i),
-                                offset: o.value(i),
-                                id,
-                            };
-                            let drop = row(&r);
-                            if drop {
-                                ids.push(id);
-                            }
-                            Some(!drop)
-                        })
-                        .collect();
-                    if keep.false_count() > 0 {
-                        *b = filter_record_batch(b, &keep)?;
+                g.rows.retain(|r| {
+                    let drop = row(&RowRef {
+                        topic: &r.msg.topic,
+                        partition: r.msg.partition,
+                        offset: r.msg.offset,
+                        id: r.id,
+                    });
+                    if drop {
+                        ids.push(r.id);
+                        g.raw_bytes -= r.msg.payload.len();
                     }
-                }
-                g.batches.retain(|b| b.num_rows() > 0);
+                    !drop
+                });
             }
-            dates.retain(|_, g| g.rows() > 0);
+            dates.retain(|_, g| !g.rows.is_empty());
         }
         self.groups.retain(|_, d| !d.is_empty());
         let before = self.dead.len();
         self.dead.retain(|d| !dead(d));
-        Ok((ids, before - self.dead.len()))
+        (ids, before - self.dead.len())
     }
 
     /// Drops pending rows read from `topic`/`partition` at offsets below `below`.
-    fn drop_rows(&mut self, topic: &str, partition: i32, below: i64) -> Result<(Vec<u128>, usize)> {
+    fn drop_rows(&mut self, topic: &str, partition: i32, below: i64) -> (Vec<u128>, usize) {
         self.drop_where(
             |r| r.partition == partition && r.offset < below && r.topic == topic,
             |d| d.partition == partition && d.offset < below && d.topic == topic,
@@ -396,9 +403,18 @@ pub fn dead_letter(m: Message, inv: &Invalid, received: DateTime<Utc>) -> DeadLe
     }
 }
 
-/// Validates a batch of messages (one parse worker's share).
-fn parse_batch(msgs: &[Message], now: DateTime<Utc>) -> Vec<Result<Event, Invalid>> {
-    msgs.iter().map(|m| parse_event(&m.payload, now)).collect()
+/// Validates a batch of messages (one parse worker's share), with each event's id
+/// and partition date worked out here, off the single writer thread.
+fn parse_batch(msgs: &[Message], now: DateTime<Utc>) -> Vec<Result<Parsed, Invalid>> {
+    msgs.iter()
+        .map(|m| {
+            parse_event(&m.payload, now).map(|ev| Parsed {
+                id: id128(&ev.event_id),
+                date: event_date(&ev),
+                ev,
+            })
+        })
+        .collect()
 }
 
 /// The state of one writer over a data directory.
@@ -474,7 +490,7 @@ impl<'a> Writer<'a> {
     fn process(
         &mut self,
         msgs: Vec<Message>,
-        parsed: Vec<Result<Event, Invalid>>,
+        parsed: Vec<Result<Parsed, Invalid>>,
         epoch: u64,
     ) -> Result<()> {
         let now = Utc::now();
@@ -482,7 +498,7 @@ impl<'a> Writer<'a> {
             self.pending.since = Some(Instant::now());
         }
         let mut last: Option<usize> = None;
-        for (m, r) in msgs.into_iter().zip(parsed) {
+        for (mut m, r) in msgs.into_iter().zip(parsed) {
             let i = match last {
                 Some(i)
                     if self.parts[i].partition == m.partition && self.parts[i].topic == m.topic =>
@@ -507,23 +523,15 @@ impl<'a> Writer<'a> {
             }
             self.pending.raw_bytes += m.payload.len();
             match r {
-                Ok(ev) => {
-                    let id = id128(&ev.event_id);
+                Ok(Parsed { ev, id, date }) => {
                     if !self.ids.insert(id) {
                         self.pending.duplicates += 1;
                         continue;
                     }
-                    let raw = std::str::from_utf8(&m.payload).unwrap_or_default();
-                    let date = event_date(&ev);
-                    self.pending.group(&ev.source, date).builder.append(
-                        &ev,
-                        raw,
-                        &Lineage {
-                            topic: &m.topic,
-                            partition: m.partition,
-                            offset: m.offset,
-                        },
-                    );
+                    m.key = None;
+                    let g = self.pending.group(&ev.source, date);
+                    g.raw_bytes += m.payload.len();
+                    g.rows.push(Row { ev, id, msg: m });
                 }
                 Err(inv) => {
                     tracing::debug!(topic = %m.topic, partition = m.partition, offset = m.offset, reason = %inv.reason, "dead letter");
@@ -545,7 +553,7 @@ impl<'a> Writer<'a> {
         };
         let ps = self.parts.remove(i);
         if ps.pending.is_some() {
-            let (ids, dead) = self.pending.drop_rows(topic, partition, i64::MAX)?;
+            let (ids, dead) = self.pending.drop_rows(topic, partition, i64::MAX);
             for id in &ids {
                 self.ids.remove(id);
             }
@@ -609,7 +617,7 @@ impl<'a> Writer<'a> {
         }
         let (ids, _) = self
             .pending
-            .drop_where(|r| taken.contains(&r.id), |_| false)?;
+            .drop_where(|r| taken.contains(&r.id), |_| false);
         if ids.is_empty() {
             return Ok(false); // the known ids were our own stored events, none pending
         }
@@ -671,7 +679,7 @@ impl<'a> Writer<'a> {
             }
             let topic = self.parts[i].topic.clone();
             let partition = self.parts[i].partition;
-            let (ids, dead) = self.pending.drop_rows(&topic, partition, n)?;
+            let (ids, dead) = self.pending.drop_rows(&topic, partition, n);
             // The other writer stored those events: their ids stay known.
             self.summary.fenced += (ids.len() + dead) as u64;
             tracing::warn!(
@@ -691,16 +699,15 @@ impl<'a> Writer<'a> {
 
     /// Writes the pending rows to staging; returns the file entries.
     fn stage(&mut self) -> Result<Vec<FileEntry>> {
-        let mut jobs: Vec<(String, NaiveDate, Vec<RecordBatch>)> = Vec::new();
-        for (source, dates) in self.pending.groups.iter_mut() {
-            for (date, g) in dates.iter_mut() {
-                g.seal()?;
-                if g.rows() > 0 {
-                    jobs.push((source.clone(), *date, g.batches.clone()));
+        let mut jobs: Vec<(&str, NaiveDate, &Group)> = Vec::new();
+        for (source, dates) in &self.pending.groups {
+            for (date, g) in dates {
+                if !g.rows.is_empty() {
+                    jobs.push((source, *date, g));
                 }
             }
         }
-        jobs.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        jobs.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         let mut out = stage_event_files(&self.staging, &jobs)?;
         let mut by_day: BTreeMap<NaiveDate, Vec<DeadLetter>> = BTreeMap::new();
         for d in &self.pending.dead {
@@ -842,10 +849,19 @@ impl<'a> Writer<'a> {
     /// Appends an already validated event (replay) to the pending rows.
     pub(crate) fn push_event(&mut self, ev: &Event, raw: &str, from: &Lineage<'_>) {
         self.pending.raw_bytes += raw.len();
-        self.pending
-            .group(&ev.source, event_date(ev))
-            .builder
-            .append(ev, raw, from);
+        let g = self.pending.group(&ev.source, event_date(ev));
+        g.raw_bytes += raw.len();
+        g.rows.push(Row {
+            ev: ev.clone(),
+            id: id128(&ev.event_id),
+            msg: Message {
+                topic: from.topic.to_string(),
+                partition: from.partition,
+                offset: from.offset,
+                key: None,
+                payload: raw.as_bytes().to_vec(),
+            },
+        });
     }
 
     /// Writes the pending events (no offsets) to staging, for replay.
@@ -898,29 +914,28 @@ pub(crate) fn stage_dead_letters(
 /// [`parse_threads`] threads; returns the entries in the order of `jobs`.
 fn stage_event_files(
     staging: &Staging,
-    jobs: &[(String, NaiveDate, Vec<RecordBatch>)],
+    jobs: &[(&str, NaiveDate, &Group)],
 ) -> Result<Vec<FileEntry>> {
     type Written = (FileEntry, std::fs::File, std::path::PathBuf);
-    let write =
-        |(source, date, batches): &(String, NaiveDate, Vec<RecordBatch>)| -> Result<Written> {
-            let name = staging.new_name();
-            let path = staging.path(&name);
-            let (file, bytes) =
-                files::write_parquet_unsynced(&path, events_file_schema(), batches)?;
-            let entry = FileEntry {
-                table: TABLE_EVENTS.into(),
-                path: format!(
-                    "{TABLE_EVENTS}/source={}/event_date={}/{}",
-                    files::hive_value(source),
-                    date.format("%Y-%m-%d"),
-                    files::part_name()
-                ),
-                staged: name,
-                rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
-                bytes,
-            };
-            Ok((entry, file, path))
+    let write = |(source, date, group): &(&str, NaiveDate, &Group)| -> Result<Written> {
+        let name = staging.new_name();
+        let path = staging.path(&name);
+        let batch = group.batch()?;
+        let (file, bytes) = files::write_parquet_unsynced(&path, events_file_schema(), &[batch])?;
+        let entry = FileEntry {
+            table: TABLE_EVENTS.into(),
+            path: format!(
+                "{TABLE_EVENTS}/source={}/event_date={}/{}",
+                files::hive_value(source),
+                date.format("%Y-%m-%d"),
+                files::part_name()
+            ),
+            staged: name,
+            rows: group.rows.len() as u64,
+            bytes,
         };
+        Ok((entry, file, path))
+    };
     let mut written: Vec<Written> = Vec::with_capacity(jobs.len());
     let mut first_err = None;
     for r in files::parallel_map(jobs, parse_threads(), write)
@@ -954,7 +969,7 @@ fn stage_event_files(
 /// What the reading thread hands the writing thread, in order.
 enum Item {
     /// Messages and their validation results, read in a source epoch.
-    Batch(Vec<Message>, Vec<Result<Event, Invalid>>, u64),
+    Batch(Vec<Message>, Vec<Result<Parsed, Invalid>>, u64),
     /// Partitions taken away by a rebalance (after the messages sent before).
     Revoke(Vec<(String, i32)>),
     /// A poll found nothing new: commit what is pending (low latency when quiet).

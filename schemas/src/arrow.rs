@@ -254,6 +254,60 @@ impl EventBatchBuilder {
         }
     }
 
+    /// A builder sized for `rows` events holding `raw_bytes` of raw JSON: a batch built
+    /// in one go allocates each column once instead of growing it.
+    pub fn with_capacity(rows: usize, raw_bytes: usize) -> Self {
+        // Bytes per row of the always-present strings; payload columns are mostly null.
+        let s = |per_row: usize| StringBuilder::with_capacity(rows, rows * per_row);
+        let b = || BooleanBuilder::with_capacity(rows);
+        EventBatchBuilder {
+            event_id: s(36),
+            event_type: s(16),
+            v: Int32Builder::with_capacity(rows),
+            at: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            at_local: TimestampMicrosecondBuilder::with_capacity(rows),
+            contact_id: s(12),
+            family: s(32),
+            ivr_path: s(0),
+            operator: s(0),
+            wait_s: Float64Builder::with_capacity(rows),
+            duration_s: Float64Builder::with_capacity(rows),
+            channel: s(0),
+            direction: s(0),
+            need_id: s(0),
+            category: s(0),
+            outcome: s(0),
+            resource: s(0),
+            referral_id: s(0),
+            need_ids: ListBuilder::with_capacity(StringBuilder::new(), rows),
+            referred_to: s(0),
+            urgency: s(0),
+            reached: b(),
+            appointment_id: s(0),
+            service: s(0),
+            for_date: Date32Builder::with_capacity(rows),
+            has_territory: b(),
+            comune: s(0),
+            nil: Int32Builder::with_capacity(rows),
+            municipio: Int32Builder::with_capacity(rows),
+            stage: s(0),
+            first_child: b(),
+            single_parent: b(),
+            family_network: b(),
+            language: s(0),
+            interpreter_needed: b(),
+            arrived_last_2y: b(),
+            has_pediatrician: b(),
+            extra: s(0),
+            raw: StringBuilder::with_capacity(rows, raw_bytes),
+            topic: s(9),
+            partition: Int32Builder::with_capacity(rows),
+            offset: Int64Builder::with_capacity(rows),
+            rows: 0,
+            raw_bytes: 0,
+        }
+    }
+
     /// Rows appended since the last [`finish`](Self::finish).
     pub fn len(&self) -> usize {
         self.rows

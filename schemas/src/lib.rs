@@ -12,6 +12,7 @@ pub mod event;
 pub mod layout;
 pub mod reference;
 pub mod validate;
+mod wire;
 
 pub use event::{Event, EventType, Payload, Topic};
 pub use validate::{Invalid, Reason, parse_event};

@@ -6,6 +6,7 @@
 //! that names the field, e.g. `field "at" has no UTC offset`.
 
 use crate::event::*;
+use crate::wire::{Obj, Val};
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
@@ -142,26 +143,27 @@ pub fn parse_event(bytes: &[u8], now: DateTime<Utc>) -> Result<Event, Invalid> {
             format!("not UTF-8 (invalid byte at position {})", e.valid_up_to()),
         )
     })?;
-    let value: Value = serde_json::from_str(text.trim_end_matches(['\n', '\r'])).map_err(|e| {
-        Invalid::new(
-            Reason::NotJson,
-            None,
-            format!(
-                "not JSON: {} at line {} column {}",
-                json_error_kind(&e),
-                e.line(),
-                e.column()
-            ),
-        )
-    })?;
-    let Value::Object(obj) = value else {
+    let value: Val<'_> =
+        serde_json::from_str(text.trim_end_matches(['\n', '\r'])).map_err(|e| {
+            Invalid::new(
+                Reason::NotJson,
+                None,
+                format!(
+                    "not JSON: {} at line {} column {}",
+                    json_error_kind(&e),
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?;
+    let Val::Obj(obj) = value else {
         return Err(Invalid::new(
             Reason::NotObject,
             None,
-            format!("not a JSON object but {}", json_kind(&value)),
+            format!("not a JSON object but {}", value.kind()),
         ));
     };
-    from_object(obj, now)
+    from_obj(obj, now)
 }
 
 fn json_error_kind(e: &serde_json::Error) -> &'static str {
@@ -174,26 +176,15 @@ fn json_error_kind(e: &serde_json::Error) -> &'static str {
     }
 }
 
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// Validates an already parsed JSON object.
-pub fn from_object(mut obj: Map<String, Value>, now: DateTime<Utc>) -> Result<Event, Invalid> {
+fn from_obj(mut obj: Obj<'_>, now: DateTime<Utc>) -> Result<Event, Invalid> {
     // Producers that nest the payload under "payload" are accepted too: its fields are
     // lifted beside the envelope (envelope fields win).
-    if let Some(Value::Object(_)) = obj.get("payload")
-        && let Some(Value::Object(inner)) = obj.remove("payload")
+    if let Some(Val::Obj(_)) = obj.get("payload")
+        && let Some(Val::Obj(inner)) = obj.remove("payload")
     {
-        for (k, v) in inner {
-            obj.entry(k).or_insert(v);
+        for (k, v) in inner.into_entries() {
+            obj.insert_if_absent(k, v);
         }
     }
     let f = Fields(&obj);
@@ -215,7 +206,7 @@ pub fn from_object(mut obj: Map<String, Value>, now: DateTime<Utc>) -> Result<Ev
     }
     let v = match obj.get("v") {
         None => return Err(missing("v")),
-        Some(Value::Number(n)) => match n.as_u64() {
+        Some(Val::Num(n)) => match n.as_u64() {
             Some(1) => 1,
             _ => {
                 return Err(Invalid::field(
@@ -257,8 +248,8 @@ pub fn from_object(mut obj: Map<String, Value>, now: DateTime<Utc>) -> Result<Ev
         ));
     }
     // No personal data anywhere: checked on every field but the validated envelope ids.
-    for (k, val) in &obj {
-        if matches!(k.as_str(), "event_id" | "at" | "family") {
+    for (k, val) in obj.iter() {
+        if matches!(k, "event_id" | "at" | "family") {
             continue;
         }
         check_personal(k, val)?;
@@ -267,8 +258,8 @@ pub fn from_object(mut obj: Map<String, Value>, now: DateTime<Utc>) -> Result<Ev
     let known = payload_fields(event_type);
     let extra: Map<String, Value> = obj
         .iter()
-        .filter(|(k, _)| !ENVELOPE.contains(&k.as_str()) && !known.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .filter(|(k, _)| !ENVELOPE.contains(k) && !known.contains(k))
+        .map(|(k, v)| (k.to_string(), v.to_value()))
         .collect();
     Ok(Event {
         event_id: event_id.to_ascii_lowercase(),
@@ -358,12 +349,12 @@ fn parse_payload(t: EventType, f: &Fields) -> Result<Payload, Invalid> {
         },
         EventType::ReferralCreated => {
             let need_ids = match f.0.get("need_ids") {
-                None | Some(Value::Null) => return Err(missing("need_ids")),
-                Some(Value::Array(items)) => {
+                None | Some(Val::Null) => return Err(missing("need_ids")),
+                Some(Val::Arr(items)) => {
                     let mut ids = Vec::with_capacity(items.len());
                     for item in items {
                         match item {
-                            Value::String(s) if !s.is_empty() => ids.push(s.clone()),
+                            Val::Str(s) if !s.is_empty() => ids.push(s.to_string()),
                             other => {
                                 return Err(wrong(
                                     "need_ids",
@@ -397,7 +388,7 @@ fn parse_payload(t: EventType, f: &Fields) -> Result<Payload, Invalid> {
         },
         EventType::AppointmentBooked => {
             let d = f.req_str("for_date")?;
-            let for_date = NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+            let for_date = parse_ymd(d).ok_or_else(|| {
                 Invalid::field(
                     Reason::BadValue,
                     "for_date",
@@ -431,8 +422,8 @@ fn parse_payload(t: EventType, f: &Fields) -> Result<Payload, Invalid> {
 
 fn parse_profile(f: &Fields) -> Result<Profile, Invalid> {
     let territory = match f.0.get("territory") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(t)) => {
+        None | Some(Val::Null) => None,
+        Some(Val::Obj(t)) => {
             let tf = Fields(t);
             let comune = tf.opt_str("comune")?.map(str::to_string);
             if let Some(c) = &comune
@@ -488,7 +479,7 @@ fn parse_profile(f: &Fields) -> Result<Profile, Invalid> {
 }
 
 /// Typed access to the fields of one JSON object, with contract errors.
-struct Fields<'a>(&'a Map<String, Value>);
+struct Fields<'a>(&'a Obj<'a>);
 
 impl<'a> Fields<'a> {
     fn req_str(&self, k: &str) -> Result<&'a str, Invalid> {
@@ -508,22 +499,22 @@ impl<'a> Fields<'a> {
     }
     fn opt_str(&self, k: &str) -> Result<Option<&'a str>, Invalid> {
         match self.0.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
+            None | Some(Val::Null) => Ok(None),
+            Some(Val::Str(s)) => Ok(Some(s.as_ref())),
             Some(other) => Err(wrong(k, "a string", other)),
         }
     }
     fn opt_bool(&self, k: &str) -> Result<Option<bool>, Invalid> {
         match self.0.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
+            None | Some(Val::Null) => Ok(None),
+            Some(Val::Bool(b)) => Ok(Some(*b)),
             Some(other) => Err(wrong(k, "true or false", other)),
         }
     }
     fn opt_int_in(&self, k: &str, path: &str, lo: i64, hi: i64) -> Result<Option<i32>, Invalid> {
         match self.0.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => match n.as_i64() {
+            None | Some(Val::Null) => Ok(None),
+            Some(Val::Num(n)) => match n.as_i64() {
                 Some(i) if (lo..=hi).contains(&i) => Ok(Some(i as i32)),
                 _ => Err(Invalid::field(
                     Reason::BadValue,
@@ -537,8 +528,8 @@ impl<'a> Fields<'a> {
     /// A required duration in seconds: a finite number from 0 to one day.
     fn req_seconds(&self, k: &str) -> Result<f64, Invalid> {
         match self.0.get(k) {
-            None | Some(Value::Null) => Err(missing(k)),
-            Some(Value::Number(n)) => match n.as_f64() {
+            None | Some(Val::Null) => Err(missing(k)),
+            Some(Val::Num(n)) => match n.as_f64() {
                 Some(x) if (0.0..=86_400.0).contains(&x) => Ok(x),
                 _ => Err(Invalid::field(
                     Reason::BadValue,
@@ -577,11 +568,11 @@ fn missing(k: &str) -> Invalid {
     Invalid::field(Reason::MissingField, k, "is missing")
 }
 
-fn wrong(k: &str, expected: &str, got: &Value) -> Invalid {
+fn wrong(k: &str, expected: &str, got: &Val<'_>) -> Invalid {
     Invalid::field(
         Reason::WrongType,
         k,
-        format!("should be {expected}, not {}", json_kind(got)),
+        format!("should be {expected}, not {}", got.kind()),
     )
 }
 
@@ -636,6 +627,36 @@ fn parse_at(s: &str, now: DateTime<Utc>) -> Result<DateTime<FixedOffset>, Invali
     Ok(at)
 }
 
+/// `NaiveDate::parse_from_str(s, "%Y-%m-%d")`, reading the usual `YYYY-MM-DD` directly
+/// (strftime-style parsing was a visible share of validation, called on every string).
+fn parse_ymd(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && [0, 1, 2, 3, 5, 6, 8, 9]
+            .iter()
+            .all(|&i| b[i].is_ascii_digit())
+    {
+        let n = |r: std::ops::Range<usize>| {
+            b[r].iter()
+                .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
+        };
+        if let Some(d) = NaiveDate::from_ymd_opt(n(0..4) as i32, n(5..7), n(8..10)) {
+            return Some(d);
+        }
+    }
+    // chrono also reads other spellings (one-digit months, signed or wider years), all
+    // made of digits, signs, dashes and spaces; anything else cannot be a date.
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == '-' || c == '+' || c.is_whitespace())
+    {
+        return None;
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+}
+
 fn is_uuid(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
@@ -655,9 +676,9 @@ fn is_slug(s: &str) -> bool {
         })
 }
 
-fn check_personal(path: &str, v: &Value) -> Result<(), Invalid> {
+fn check_personal(path: &str, v: &Val<'_>) -> Result<(), Invalid> {
     match v {
-        Value::String(s) => {
+        Val::Str(s) => {
             if looks_like_email(s) {
                 return Err(Invalid::field(
                     Reason::PersonalData,
@@ -673,9 +694,11 @@ fn check_personal(path: &str, v: &Value) -> Result<(), Invalid> {
                 ));
             }
         }
-        Value::Number(n) if n.is_u64() => {
+        Val::Num(n) if n.is_u64() => {
             // A bare 9–15 digit integer is a phone number in disguise, whatever its key.
-            let digits = n.to_string().len();
+            let digits = n
+                .as_u64()
+                .map_or(0, |u| u.checked_ilog10().map_or(1, |l| l + 1));
             if (9..=15).contains(&digits) {
                 return Err(Invalid::field(
                     Reason::PersonalData,
@@ -684,13 +707,13 @@ fn check_personal(path: &str, v: &Value) -> Result<(), Invalid> {
                 ));
             }
         }
-        Value::Array(items) => {
+        Val::Arr(items) => {
             for item in items {
                 check_personal(path, item)?;
             }
         }
-        Value::Object(m) => {
-            for (k, item) in m {
+        Val::Obj(m) => {
+            for (k, item) in m.iter() {
                 check_personal(&format!("{path}.{k}"), item)?;
             }
         }
@@ -724,7 +747,7 @@ fn is_email_char(c: u8) -> bool {
 /// A phone number: a run of digits and separators (space . - / ( ) and a leading +)
 /// holding 9–15 digits, not glued to letters, and not a whole UUID or date.
 pub fn looks_like_phone(s: &str) -> bool {
-    if is_uuid(s) || NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() {
+    if is_uuid(s) || parse_ymd(s).is_some() {
         return false;
     }
     let b = s.as_bytes();

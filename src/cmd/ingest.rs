@@ -101,7 +101,7 @@ pub struct IngestArgs {
     #[arg(long, env = "CULLA_UNTIL_IDLE")]
     pub until_idle: bool,
     /// Flush when this many MB of raw events are pending (files on disk are smaller).
-    #[arg(long, env = "CULLA_MAX_FILE_MB", default_value_t = 64.0)]
+    #[arg(long, env = "CULLA_MAX_FILE_MB", default_value_t = culla_ingest::pipeline::DEFAULT_MAX_FILE_MB as f64)]
     pub max_file_mb: f64,
     /// Flush at least every this many seconds while events arrive.
     #[arg(long, env = "CULLA_FLUSH_SECS", default_value_t = 10.0)]

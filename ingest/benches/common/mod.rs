@@ -8,6 +8,10 @@ use culla_simulate::{SimConfig, SimLine, contacts_for_events, simulate};
 use std::collections::HashSet;
 use std::time::Instant;
 
+/// The same allocator as the `culla` binary, so the child measures what users run.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The prefix of the child's result line on its stdout.
 const RESULT: &str = "bench-result";
 
