@@ -13,7 +13,6 @@ pub mod compact;
 pub mod deadletters;
 pub mod error;
 pub mod files;
-pub mod idset;
 pub mod kafka;
 pub mod locallog;
 pub mod pipeline;

@@ -1,17 +1,15 @@
 //! The exactly-once writer: messages from an [`EventSource`] into committed Parquet.
 //!
 //! [`run`] first [recovers](crate::recovery) the data directory and loads the
-//! `event_id`s of every live `events` file into an [`IdSet`] (16 bytes an event). Then
-//! three kinds of threads work at once: the calling thread polls the source, parse
-//! workers validate each polled batch with `culla_schemas::parse_event` (and work out
-//! each event's id and partition date), and one writer thread takes the batches back in
-//! poll order, drops duplicates, sends bad messages to dead letters, and keeps the
-//! accepted events per (`source`, `event_date`). When the pending data reaches
-//! `--max-file-mb`, or `--flush-secs` pass, or the source goes idle or is stopped, the
-//! writer writes one zstd Parquet file per partition into staging — each file's Arrow
-//! columns are built, sized exactly, on the encoding threads (several at once, fsynced
-//! concurrently) — commits the files *and* the consumed offset ranges in one manifest
-//! commit, and renames the files into place.
+//! `event_id`s of every live `events` file (as `u128`s: 16 bytes an event). Then three
+//! kinds of threads work at once: the calling thread polls the source, parse workers
+//! validate each polled batch with `culla_schemas::parse_event`, and one writer thread
+//! takes the batches back in poll order, drops duplicates, sends bad messages to dead
+//! letters, and accumulates rows per (`source`, `event_date`) in Arrow builders. When
+//! the pending data reaches `--max-file-mb`, or `--flush-secs` pass, or the source goes
+//! idle or is stopped, the writer writes one zstd Parquet file per partition into
+//! staging (on several threads, fsyncs concurrently), commits the files *and* the
+//! consumed offset ranges in one manifest commit, and renames the files into place.
 //! Reading goes on meanwhile (bounded queues keep memory flat). Restarting at the
 //! committed offsets after a crash can therefore neither lose nor duplicate an event.
 //!
@@ -46,9 +44,9 @@ use culla_schemas::layout::{
 use culla_schemas::{Event, Invalid, Reason, parse_event};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Int32Type, Int64Type};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::hash::Hasher;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, sync_channel};
@@ -199,7 +197,8 @@ impl Hasher for IdHasher {
     }
 }
 
-pub use crate::idset::IdSet;
+/// The set of stored `event_id`s.
+pub type IdSet = HashSet<u128, BuildHasherDefault<IdHasher>>;
 
 /// An `event_id` as 128 bits: the UUID's value (validation guarantees a UUID); anything
 /// else (never expected) hashes to a stable value.
@@ -229,7 +228,8 @@ pub fn load_ids_from_file(path: &std::path::Path, set: &mut IdSet) -> Result<()>
 
 /// The `event_id`s of every live `events` file of `snap`.
 pub fn load_ids(dir: &DataDir, snap: &Snapshot) -> Result<IdSet> {
-    let mut set = IdSet::new();
+    let rows: u64 = snap.live_files(TABLE_EVENTS).map(|f| f.rows).sum();
+    let mut set = IdSet::with_capacity_and_hasher(rows as usize, Default::default());
     for f in snap.live_files(TABLE_EVENTS) {
         load_ids_from_file(&dir.resolve(&f.path), &mut set)?;
     }
@@ -267,57 +267,17 @@ pub(crate) struct Parsed {
 /// Rows of one (`source`, `event_date`) file in the making. They are kept as events and
 /// turned into Arrow columns only when the file is written, on the encoding threads, in
 /// one allocation per column: the single writer thread only deduplicates and sorts.
-///
-/// Rows are stored in chunks of [`CHUNK_ROWS`]: a group never reallocates (and copies)
-/// its rows as it grows, and every chunk is the same size, so the allocator reuses the
-/// chunks of one commit for the next instead of keeping blocks of every size.
 #[derive(Default)]
 struct Group {
-    chunks: Vec<Vec<Row>>,
-    len: usize,
+    rows: Vec<Row>,
     raw_bytes: usize,
 }
 
-/// Rows per chunk of a [`Group`].
-const CHUNK_ROWS: usize = 256;
-
 impl Group {
-    fn push(&mut self, row: Row) {
-        self.raw_bytes += row.msg.payload.len();
-        self.len += 1;
-        match self.chunks.last_mut() {
-            Some(c) if c.len() < CHUNK_ROWS => c.push(row),
-            _ => {
-                let mut c = Vec::with_capacity(CHUNK_ROWS);
-                c.push(row);
-                self.chunks.push(c);
-            }
-        }
-    }
-
-    fn rows(&self) -> impl Iterator<Item = &Row> {
-        self.chunks.iter().flatten()
-    }
-
-    /// Keeps the rows `keep` accepts.
-    fn retain(&mut self, mut keep: impl FnMut(&Row) -> bool) {
-        for c in &mut self.chunks {
-            c.retain(|r| {
-                let k = keep(r);
-                if !k {
-                    self.len -= 1;
-                    self.raw_bytes -= r.msg.payload.len();
-                }
-                k
-            });
-        }
-        self.chunks.retain(|c| !c.is_empty());
-    }
-
     /// The `events` batch of these rows.
     fn batch(&self) -> Result<RecordBatch> {
-        let mut b = EventBatchBuilder::with_capacity(self.len, self.raw_bytes);
-        for r in self.rows() {
+        let mut b = EventBatchBuilder::with_capacity(self.rows.len(), self.raw_bytes);
+        for r in &self.rows {
             let raw = std::str::from_utf8(&r.msg.payload).unwrap_or_default();
             b.append(
                 &r.ev,
@@ -376,7 +336,7 @@ impl Pending {
         let mut ids = Vec::new();
         for dates in self.groups.values_mut() {
             for g in dates.values_mut() {
-                g.retain(|r| {
+                g.rows.retain(|r| {
                     let drop = row(&RowRef {
                         topic: &r.msg.topic,
                         partition: r.msg.partition,
@@ -385,11 +345,12 @@ impl Pending {
                     });
                     if drop {
                         ids.push(r.id);
+                        g.raw_bytes -= r.msg.payload.len();
                     }
                     !drop
                 });
             }
-            dates.retain(|_, g| g.len > 0);
+            dates.retain(|_, g| !g.rows.is_empty());
         }
         self.groups.retain(|_, d| !d.is_empty());
         let before = self.dead.len();
@@ -568,9 +529,9 @@ impl<'a> Writer<'a> {
                         continue;
                     }
                     m.key = None;
-                    self.pending
-                        .group(&ev.source, date)
-                        .push(Row { ev, id, msg: m });
+                    let g = self.pending.group(&ev.source, date);
+                    g.raw_bytes += m.payload.len();
+                    g.rows.push(Row { ev, id, msg: m });
                 }
                 Err(inv) => {
                     tracing::debug!(topic = %m.topic, partition = m.partition, offset = m.offset, reason = %inv.reason, "dead letter");
@@ -638,7 +599,7 @@ impl<'a> Writer<'a> {
                     }
                     Err(e) => return Err(e),
                 }
-                for id in theirs.iter() {
+                for id in theirs {
                     // Known already: stored by us, or pending (checked below).
                     if !self.ids.insert(id) {
                         taken.insert(id);
@@ -741,7 +702,7 @@ impl<'a> Writer<'a> {
         let mut jobs: Vec<(&str, NaiveDate, &Group)> = Vec::new();
         for (source, dates) in &self.pending.groups {
             for (date, g) in dates {
-                if g.len > 0 {
+                if !g.rows.is_empty() {
                     jobs.push((source, *date, g));
                 }
             }
@@ -888,7 +849,9 @@ impl<'a> Writer<'a> {
     /// Appends an already validated event (replay) to the pending rows.
     pub(crate) fn push_event(&mut self, ev: &Event, raw: &str, from: &Lineage<'_>) {
         self.pending.raw_bytes += raw.len();
-        self.pending.group(&ev.source, event_date(ev)).push(Row {
+        let g = self.pending.group(&ev.source, event_date(ev));
+        g.raw_bytes += raw.len();
+        g.rows.push(Row {
             ev: ev.clone(),
             id: id128(&ev.event_id),
             msg: Message {
@@ -968,7 +931,7 @@ fn stage_event_files(
                 files::part_name()
             ),
             staged: name,
-            rows: group.len as u64,
+            rows: group.rows.len() as u64,
             bytes,
         };
         Ok((entry, file, path))
