@@ -267,17 +267,57 @@ pub(crate) struct Parsed {
 /// Rows of one (`source`, `event_date`) file in the making. They are kept as events and
 /// turned into Arrow columns only when the file is written, on the encoding threads, in
 /// one allocation per column: the single writer thread only deduplicates and sorts.
+///
+/// Rows are stored in chunks of [`CHUNK_ROWS`]: a group never reallocates (and copies)
+/// its rows as it grows, and every chunk is the same size, so the allocator reuses the
+/// chunks of one commit for the next instead of keeping blocks of every size.
 #[derive(Default)]
 struct Group {
-    rows: Vec<Row>,
+    chunks: Vec<Vec<Row>>,
+    len: usize,
     raw_bytes: usize,
 }
 
+/// Rows per chunk of a [`Group`].
+const CHUNK_ROWS: usize = 256;
+
 impl Group {
+    fn push(&mut self, row: Row) {
+        self.raw_bytes += row.msg.payload.len();
+        self.len += 1;
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK_ROWS => c.push(row),
+            _ => {
+                let mut c = Vec::with_capacity(CHUNK_ROWS);
+                c.push(row);
+                self.chunks.push(c);
+            }
+        }
+    }
+
+    fn rows(&self) -> impl Iterator<Item = &Row> {
+        self.chunks.iter().flatten()
+    }
+
+    /// Keeps the rows `keep` accepts.
+    fn retain(&mut self, mut keep: impl FnMut(&Row) -> bool) {
+        for c in &mut self.chunks {
+            c.retain(|r| {
+                let k = keep(r);
+                if !k {
+                    self.len -= 1;
+                    self.raw_bytes -= r.msg.payload.len();
+                }
+                k
+            });
+        }
+        self.chunks.retain(|c| !c.is_empty());
+    }
+
     /// The `events` batch of these rows.
     fn batch(&self) -> Result<RecordBatch> {
-        let mut b = EventBatchBuilder::with_capacity(self.rows.len(), self.raw_bytes);
-        for r in &self.rows {
+        let mut b = EventBatchBuilder::with_capacity(self.len, self.raw_bytes);
+        for r in self.rows() {
             let raw = std::str::from_utf8(&r.msg.payload).unwrap_or_default();
             b.append(
                 &r.ev,
@@ -336,7 +376,7 @@ impl Pending {
         let mut ids = Vec::new();
         for dates in self.groups.values_mut() {
             for g in dates.values_mut() {
-                g.rows.retain(|r| {
+                g.retain(|r| {
                     let drop = row(&RowRef {
                         topic: &r.msg.topic,
                         partition: r.msg.partition,
@@ -345,12 +385,11 @@ impl Pending {
                     });
                     if drop {
                         ids.push(r.id);
-                        g.raw_bytes -= r.msg.payload.len();
                     }
                     !drop
                 });
             }
-            dates.retain(|_, g| !g.rows.is_empty());
+            dates.retain(|_, g| g.len > 0);
         }
         self.groups.retain(|_, d| !d.is_empty());
         let before = self.dead.len();
@@ -529,9 +568,9 @@ impl<'a> Writer<'a> {
                         continue;
                     }
                     m.key = None;
-                    let g = self.pending.group(&ev.source, date);
-                    g.raw_bytes += m.payload.len();
-                    g.rows.push(Row { ev, id, msg: m });
+                    self.pending
+                        .group(&ev.source, date)
+                        .push(Row { ev, id, msg: m });
                 }
                 Err(inv) => {
                     tracing::debug!(topic = %m.topic, partition = m.partition, offset = m.offset, reason = %inv.reason, "dead letter");
@@ -702,7 +741,7 @@ impl<'a> Writer<'a> {
         let mut jobs: Vec<(&str, NaiveDate, &Group)> = Vec::new();
         for (source, dates) in &self.pending.groups {
             for (date, g) in dates {
-                if !g.rows.is_empty() {
+                if g.len > 0 {
                     jobs.push((source, *date, g));
                 }
             }
@@ -825,7 +864,18 @@ impl<'a> Writer<'a> {
     }
 
     fn reset_pending(&mut self) {
-        self.pending = Pending::default();
+        let old = std::mem::take(&mut self.pending);
+        // Freeing a commit's worth of events (hundreds of thousands of small strings
+        // allocated by the parse workers) took a quarter of the writer thread's time:
+        // it happens on a short-lived thread instead, while the writer goes on.
+        if !old.is_empty() {
+            let spawned = std::thread::Builder::new()
+                .name("culla-free".into())
+                .spawn(move || drop(old));
+            if let Err(e) = spawned {
+                tracing::debug!("freeing on the writer thread: {e}");
+            }
+        }
         for p in &mut self.parts {
             p.pending = None;
         }
@@ -849,9 +899,7 @@ impl<'a> Writer<'a> {
     /// Appends an already validated event (replay) to the pending rows.
     pub(crate) fn push_event(&mut self, ev: &Event, raw: &str, from: &Lineage<'_>) {
         self.pending.raw_bytes += raw.len();
-        let g = self.pending.group(&ev.source, event_date(ev));
-        g.raw_bytes += raw.len();
-        g.rows.push(Row {
+        self.pending.group(&ev.source, event_date(ev)).push(Row {
             ev: ev.clone(),
             id: id128(&ev.event_id),
             msg: Message {
@@ -931,7 +979,7 @@ fn stage_event_files(
                 files::part_name()
             ),
             staged: name,
-            rows: group.rows.len() as u64,
+            rows: group.len as u64,
             bytes,
         };
         Ok((entry, file, path))
