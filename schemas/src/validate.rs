@@ -4,7 +4,7 @@
 //! ingest, `culla validate` and the dead-letter replay all call [`parse_event`]. The
 //! reason is a stable code ([`Reason`], used to group dead letters) plus a sentence
 //! that names the field, e.g. `field "at" has no UTC offset`. The JSON is read into the
-//! borrowed tree of [`crate::wire`] (no `String` per key or value), which keeps
+//! borrowed tree of the private `wire` module (no `String` per key or value), which keeps
 //! `serde_json::Map`'s key order and duplicate-key rules, so messages and fields are the
 //! same as with `serde_json::Value`.
 
