@@ -1263,3 +1263,61 @@ pub fn stored_events(dir: &DataDir) -> Result<Vec<StoredEvent>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+
+    fn row(i: usize, partition: i32) -> Row {
+        let json = format!(
+            r#"{{"event_id":"00000000-0000-4000-8000-{i:012x}","type":"call.received","v":1,"at":"2024-03-05T09:12:44+01:00","source":"milano-020202","contact_id":"c-{i}","family":"a1b2c3d4e5f60718","ivr_path":"4-3"}}"#
+        );
+        let ev = parse_event(json.as_bytes(), Utc::now()).expect("a valid event");
+        Row {
+            id: id128(&ev.event_id),
+            ev,
+            msg: Message {
+                topic: "calls".into(),
+                partition,
+                offset: i as i64,
+                key: None,
+                payload: json.into_bytes(),
+            },
+        }
+    }
+
+    #[test]
+    fn dropping_rows_across_chunks_keeps_counts_order_and_batch() {
+        let date = NaiveDate::from_ymd_opt(2024, 3, 5).expect("a date");
+        let n = 3 * CHUNK_ROWS + 17;
+        let mut p = Pending::default();
+        let mut raw = Vec::new();
+        for i in 0..n {
+            let r = row(i, (i % 2) as i32);
+            raw.push(r.msg.payload.len());
+            p.group("milano-020202", date).push(r);
+        }
+        // Partition 1's rows below offset 500: the odd offsets 1, 3, …, 499.
+        let (ids, dead) = p.drop_rows("calls", 1, 500);
+        assert_eq!((ids.len(), dead), (250, 0));
+        let kept: Vec<usize> = (0..n).filter(|i| !(i % 2 == 1 && *i < 500)).collect();
+        let g = &p.groups["milano-020202"][&date];
+        assert_eq!(g.len, kept.len());
+        assert_eq!(g.raw_bytes, kept.iter().map(|i| raw[*i]).sum::<usize>());
+        let offsets: Vec<i64> = g.rows().map(|r| r.msg.offset).collect();
+        let expected: Vec<i64> = kept.iter().map(|i| *i as i64).collect();
+        assert_eq!(offsets, expected);
+        // The file's batch holds the same rows in the same order.
+        let b = g.batch().expect("a batch");
+        let col = b
+            .column_by_name("offset")
+            .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+            .expect("offset column");
+        assert_eq!(col.values().to_vec(), expected);
+        // Dropping everything leaves no group behind.
+        p.drop_rows("calls", 0, i64::MAX);
+        p.drop_rows("calls", 1, i64::MAX);
+        assert!(p.groups.is_empty());
+    }
+}

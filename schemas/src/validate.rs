@@ -832,6 +832,36 @@ mod tests {
     }
 
     #[test]
+    fn dates_read_as_chrono_reads_them() {
+        for s in [
+            "2024-03-05",
+            "2024-02-29",
+            "2023-02-29",
+            "2024-02-30",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-1-5",
+            "2024-01-5",
+            "+2024-01-05",
+            "-0001-01-01",
+            "02024-01-05",
+            "2024-01-05 ",
+            " 2024-01-05",
+            "2024/01/05",
+            "20240105",
+            "",
+            "abcd-ef-gh",
+            "９９９９-01-01",
+        ] {
+            assert_eq!(
+                parse_ymd(s),
+                NaiveDate::parse_from_str(s, "%Y-%m-%d").ok(),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_valid_event_parses_and_round_trips() {
         let ev = parse_event(ok_line().to_string().as_bytes(), now()).unwrap();
         assert_eq!(ev.event_type(), EventType::CallAnswered);
