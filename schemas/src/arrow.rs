@@ -204,54 +204,9 @@ impl Default for EventBatchBuilder {
 }
 
 impl EventBatchBuilder {
-    /// An empty builder.
+    /// An empty builder (columns grow as rows come).
     pub fn new() -> Self {
-        EventBatchBuilder {
-            event_id: StringBuilder::new(),
-            event_type: StringBuilder::new(),
-            v: Int32Builder::new(),
-            at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            at_local: TimestampMicrosecondBuilder::new(),
-            contact_id: StringBuilder::new(),
-            family: StringBuilder::new(),
-            ivr_path: StringBuilder::new(),
-            operator: StringBuilder::new(),
-            wait_s: Float64Builder::new(),
-            duration_s: Float64Builder::new(),
-            channel: StringBuilder::new(),
-            direction: StringBuilder::new(),
-            need_id: StringBuilder::new(),
-            category: StringBuilder::new(),
-            outcome: StringBuilder::new(),
-            resource: StringBuilder::new(),
-            referral_id: StringBuilder::new(),
-            need_ids: ListBuilder::new(StringBuilder::new()),
-            referred_to: StringBuilder::new(),
-            urgency: StringBuilder::new(),
-            reached: BooleanBuilder::new(),
-            appointment_id: StringBuilder::new(),
-            service: StringBuilder::new(),
-            for_date: Date32Builder::new(),
-            has_territory: BooleanBuilder::new(),
-            comune: StringBuilder::new(),
-            nil: Int32Builder::new(),
-            municipio: Int32Builder::new(),
-            stage: StringBuilder::new(),
-            first_child: BooleanBuilder::new(),
-            single_parent: BooleanBuilder::new(),
-            family_network: BooleanBuilder::new(),
-            language: StringBuilder::new(),
-            interpreter_needed: BooleanBuilder::new(),
-            arrived_last_2y: BooleanBuilder::new(),
-            has_pediatrician: BooleanBuilder::new(),
-            extra: StringBuilder::new(),
-            raw: StringBuilder::new(),
-            topic: StringBuilder::new(),
-            partition: Int32Builder::new(),
-            offset: Int64Builder::new(),
-            rows: 0,
-            raw_bytes: 0,
-        }
+        Self::with_capacity(0, 0)
     }
 
     /// A builder sized for `rows` events holding `raw_bytes` of raw JSON: a batch built

@@ -169,11 +169,16 @@ pub struct Snapshot {
 impl Snapshot {
     /// Replays the manifest of `dir`; an absent manifest is an empty snapshot.
     pub fn load(dir: &DataDir) -> Result<Snapshot> {
+        Ok(Snapshot::from_commits(&read_commits(dir)?))
+    }
+
+    /// The state after `commits` (in sequence order), for a caller that has read them.
+    pub fn from_commits(commits: &[Commit]) -> Snapshot {
         let mut snap = Snapshot::default();
-        for commit in read_commits(dir)? {
-            snap.apply(&commit);
+        for c in commits {
+            snap.apply(c);
         }
-        Ok(snap)
+        snap
     }
 
     /// Applies one commit.

@@ -83,10 +83,7 @@ pub fn prepare(data: &Path) -> Result<Option<Prepared>, String> {
     let dir = DataDir::new(data);
     // The manifest is read once: the snapshot, and the commits a reused copy lacks.
     let commits = layout::read_commits(&dir).map_err(|e| e.to_string())?;
-    let mut snap = Snapshot::default();
-    for c in &commits {
-        snap.apply(c);
-    }
+    let snap = Snapshot::from_commits(&commits);
     let live: Vec<&FileEntry> = snap.live_files(TABLE_EVENTS).collect();
     if live.is_empty() {
         return Ok(None);
