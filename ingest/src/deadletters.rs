@@ -13,7 +13,8 @@
 
 use crate::Result;
 use crate::files;
-use crate::pipeline::{Writer, id128};
+use crate::ids::id128;
+use crate::pipeline::Writer;
 use chrono::{DateTime, Utc};
 use culla_schemas::arrow::{DeadLetter, Lineage};
 use culla_schemas::layout::{self, Commit, DataDir, FileEntry, TABLE_DEAD_LETTERS};
@@ -185,7 +186,7 @@ pub fn replay_at(dir: &DataDir, reason: Option<&str>, now: DateTime<Utc>) -> Res
                     Ok(ev) => {
                         touched = true;
                         let id = id128(&ev.event_id);
-                        if w.ids_mut().insert(id) {
+                        if w.accept_id(id)? {
                             inserted.push(id);
                             sum.replayed += 1;
                             let raw = String::from_utf8_lossy(&d.raw);
@@ -255,7 +256,7 @@ pub fn replay_at(dir: &DataDir, reason: Option<&str>, now: DateTime<Utc>) -> Res
             let _ = std::fs::remove_file(w.staging().path(&f.staged));
         }
         for id in inserted {
-            w.ids_mut().remove(&id);
+            w.forget_id(&id);
         }
         w.clear();
     }

@@ -13,6 +13,7 @@ pub mod compact;
 pub mod deadletters;
 pub mod error;
 pub mod files;
+pub mod ids;
 pub mod kafka;
 pub mod locallog;
 pub mod pipeline;

@@ -29,6 +29,7 @@
 
 use crate::error::io_err;
 use crate::files::{self, Staging};
+use crate::ids::{IdIndex, IdSet, day_number, file_day, id128, read_file_ids};
 use crate::privacy;
 use crate::recovery;
 use crate::source::{Epoch, EventSource, Message, StartOffsets};
@@ -44,9 +45,8 @@ use culla_schemas::layout::{
 use culla_schemas::{Event, Invalid, Reason, parse_event};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Int32Type, Int64Type};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, sync_channel};
@@ -178,64 +178,6 @@ pub fn start_offsets(dir: &DataDir, origin: &'static str) -> StartOffsets {
     })
 }
 
-/// A hasher for random 128-bit ids: fold the halves, multiply (ids are already uniform).
-#[derive(Default)]
-pub struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
-    fn write_u128(&mut self, i: u128) {
-        let x = (i as u64) ^ ((i >> 64) as u64).rotate_left(29);
-        self.0 = (x ^ (x >> 31)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-/// The set of stored `event_id`s.
-pub type IdSet = HashSet<u128, BuildHasherDefault<IdHasher>>;
-
-/// An `event_id` as 128 bits: the UUID's value (validation guarantees a UUID); anything
-/// else (never expected) hashes to a stable value.
-pub fn id128(event_id: &str) -> u128 {
-    match uuid::Uuid::try_parse(event_id) {
-        Ok(u) => u.as_u128(),
-        Err(_) => {
-            let a = u128::from(crate::locallog::fnv1a(event_id.as_bytes()));
-            let mut h = IdHasher::default();
-            h.write(event_id.as_bytes());
-            (a << 64) | u128::from(h.finish()) | (1 << 127)
-        }
-    }
-}
-
-/// Adds the `event_id`s of one `events` file to `set`.
-pub fn load_ids_from_file(path: &std::path::Path, set: &mut IdSet) -> Result<()> {
-    for batch in files::open_parquet(path, Some(&["event_id"]))? {
-        let batch = batch?;
-        let col = batch.column(0).as_string::<i32>();
-        for v in col.iter().flatten() {
-            set.insert(id128(v));
-        }
-    }
-    Ok(())
-}
-
-/// The `event_id`s of every live `events` file of `snap`.
-pub fn load_ids(dir: &DataDir, snap: &Snapshot) -> Result<IdSet> {
-    let rows: u64 = snap.live_files(TABLE_EVENTS).map(|f| f.rows).sum();
-    let mut set = IdSet::with_capacity_and_hasher(rows as usize, Default::default());
-    for f in snap.live_files(TABLE_EVENTS) {
-        load_ids_from_file(&dir.resolve(&f.path), &mut set)?;
-    }
-    Ok(set)
-}
-
 /// Consumption state of one partition.
 struct PartState {
     topic: String,
@@ -251,7 +193,7 @@ struct PartState {
 /// A validated event waiting for its commit, with the message it came in.
 struct Row {
     ev: Event,
-    /// `id128(event_id)`.
+    /// [`id128`] of the `event_id`.
     id: u128,
     /// The message (its key dropped): raw text and lineage.
     msg: Message,
@@ -462,7 +404,7 @@ pub(crate) struct Writer<'a> {
     origin: String,
     staging: Staging,
     snap: Snapshot,
-    ids: IdSet,
+    ids: IdIndex,
     parts: Vec<PartState>,
     pending: Pending,
     tag: String,
@@ -480,9 +422,10 @@ impl<'a> Writer<'a> {
         if !rep.is_clean() {
             tracing::info!(?rep, "recovered the data directory");
         }
-        let ids = load_ids(dir, &snap)?;
+        let ids = IdIndex::load(dir, &snap)?;
         tracing::debug!(
-            ids = ids.len(),
+            ids = ids.stored_len(),
+            index_bytes = ids.heap_bytes(),
             seq = snap.seq,
             "loaded the stored event ids"
         );
@@ -563,7 +506,7 @@ impl<'a> Writer<'a> {
             self.pending.raw_bytes += m.payload.len();
             match r {
                 Ok(Parsed { ev, id, date }) => {
-                    if !self.ids.insert(id) {
+                    if !self.ids.insert_pending(self.dir, &self.snap, id)? {
                         self.pending.duplicates += 1;
                         continue;
                     }
@@ -594,7 +537,7 @@ impl<'a> Writer<'a> {
         if ps.pending.is_some() {
             let (ids, dead) = self.pending.drop_rows(topic, partition, i64::MAX);
             for id in &ids {
-                self.ids.remove(id);
+                self.ids.remove_pending(id);
             }
             tracing::info!(
                 topic,
@@ -621,29 +564,20 @@ impl<'a> Writer<'a> {
     fn absorb(&mut self) -> Result<bool> {
         let new = files::catch_up(self.dir, &mut self.snap)?;
         let mut taken: IdSet = IdSet::default();
+        let dir = self.dir;
         for c in &new {
             if c.operation == "compact" {
                 continue; // rewrites stored rows: no new ids
             }
             for f in c.add.iter().filter(|f| f.table == TABLE_EVENTS) {
-                let fin = self.dir.resolve(&f.path);
-                let staged = self.dir.staging_dir().join(&f.staged);
-                let path = if staged.exists() { staged } else { fin.clone() };
-                let mut theirs = IdSet::default();
-                match load_ids_from_file(&path, &mut theirs) {
-                    Ok(()) => {}
-                    Err(_) if fin.exists() => {
-                        theirs.clear();
-                        load_ids_from_file(&fin, &mut theirs)?;
-                    }
-                    Err(e) => return Err(e),
-                }
-                for id in theirs {
-                    // Known already: stored by us, or pending (checked below).
-                    if !self.ids.insert(id) {
+                let day = file_day(f);
+                let ids = &mut self.ids;
+                read_file_ids(dir, f, |id| {
+                    if ids.is_pending(&id) {
                         taken.insert(id);
                     }
-                }
+                    ids.insert_stored(id, day);
+                })?;
             }
         }
         if !new.is_empty() {
@@ -660,7 +594,10 @@ impl<'a> Writer<'a> {
         if ids.is_empty() {
             return Ok(false); // the known ids were our own stored events, none pending
         }
-        // Stored by the other writer: their ids stay known (in `self.ids`).
+        // Stored by the other writer: their ids are known as stored now.
+        for id in &ids {
+            self.ids.remove_pending(id);
+        }
         self.pending.duplicates += ids.len() as u64;
         tracing::info!(
             dropped = ids.len(),
@@ -838,6 +775,14 @@ impl<'a> Writer<'a> {
         };
         self.snap.apply(&commit);
         files::publish(self.dir, &commit.add)?;
+        for dates in self.pending.groups.values() {
+            for (date, g) in dates {
+                let day = day_number(*date);
+                for r in g.rows() {
+                    self.ids.insert_stored(r.id, day);
+                }
+            }
+        }
         let s = &mut self.summary;
         s.commits += 1;
         s.duplicates += self.pending.duplicates;
@@ -876,6 +821,7 @@ impl<'a> Writer<'a> {
                 tracing::debug!("freeing on the writer thread: {e}");
             }
         }
+        self.ids.clear_pending();
         for p in &mut self.parts {
             p.pending = None;
         }
@@ -891,9 +837,15 @@ impl<'a> Writer<'a> {
         &self.snap
     }
 
-    /// Stored ids (dedup set), for replay.
-    pub(crate) fn ids_mut(&mut self) -> &mut IdSet {
-        &mut self.ids
+    /// Accepts `id` as pending unless it is stored or pending already (replay); true if
+    /// it is new.
+    pub(crate) fn accept_id(&mut self, id: u128) -> Result<bool> {
+        self.ids.insert_pending(self.dir, &self.snap, id)
+    }
+
+    /// Forgets a pending id accepted by [`Self::accept_id`] (a replay attempt given up).
+    pub(crate) fn forget_id(&mut self, id: &u128) {
+        self.ids.remove_pending(id);
     }
 
     /// Appends an already validated event (replay) to the pending rows.
@@ -1319,5 +1271,57 @@ mod tests {
         p.drop_rows("calls", 0, i64::MAX);
         p.drop_rows("calls", 1, i64::MAX);
         assert!(p.groups.is_empty());
+    }
+
+    /// Rows `from..to` (ids and offsets `i`) with a date per row: the 3rd, 4th or 5th
+    /// of March 2024.
+    fn dated(from: usize, to: usize) -> (Vec<Message>, Vec<Result<Parsed, Invalid>>) {
+        (from..to)
+            .map(|i| {
+                let mut r = row(i, 0);
+                let day = 3 + i % 3;
+                let json = String::from_utf8(r.msg.payload.clone())
+                    .expect("utf-8")
+                    .replace("2024-03-05T", &format!("2024-03-{day:02}T"));
+                r.ev = parse_event(json.as_bytes(), Utc::now()).expect("a valid event");
+                r.msg.payload = json.into_bytes();
+                let parsed = Parsed {
+                    id: r.id,
+                    date: event_date(&r.ev),
+                    ev: r.ev,
+                };
+                (r.msg, Ok(parsed))
+            })
+            .unzip()
+    }
+
+    #[test]
+    fn stored_ids_survive_a_reopen_and_only_true_duplicates_are_dropped() {
+        let tmp = tempfile::tempdir().expect("a temp dir");
+        let dir = DataDir::new(tmp.path());
+        let mut w = Writer::open(&dir, "test").expect("a writer");
+        let (msgs, parsed) = dated(0, 600);
+        w.process(msgs, parsed, 0).expect("processed");
+        w.commit().expect("committed");
+        assert_eq!(w.summary.events, 600);
+        // Offsets 600..900 carry ids 300..600 again (re-sent) and 600..700 anew, plus a
+        // duplicate inside the same batch.
+        let mut w = Writer::open(&dir, "test").expect("a writer");
+        assert_eq!(w.ids.stored_len(), 600);
+        let (mut msgs, mut parsed) = dated(300, 700);
+        let (m2, p2) = dated(650, 651);
+        msgs.extend(m2);
+        parsed.extend(p2);
+        for (k, m) in msgs.iter_mut().enumerate() {
+            m.offset = 600 + k as i64;
+        }
+        w.process(msgs, parsed, 0).expect("processed");
+        w.commit().expect("committed");
+        assert_eq!((w.summary.events, w.summary.duplicates), (100, 301));
+        // Each re-sent id was checked against its date's files, and only those.
+        assert_eq!(w.ids.verifications, 300);
+        let stored: u64 = w.snapshot().live_files(TABLE_EVENTS).map(|f| f.rows).sum();
+        assert_eq!(stored, 700);
+        assert_eq!(w.ids.stored_len(), 700);
     }
 }
