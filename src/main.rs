@@ -49,6 +49,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    culla_ingest::memory::return_freed_memory_promptly();
     let cli = Cli::parse();
     init_logs(&cli.log);
     let result = match cli.command {

@@ -25,10 +25,10 @@
 
 mod common;
 
-use common::{bench_events, report_child, run_child, simulated};
+use common::{batch_options, bench_events, report_child, run_child, simulated};
 use culla_ingest::EventSink;
 use culla_ingest::kafka::{KafkaSink, KafkaSource, KafkaSourceConfig, ensure_topics};
-use culla_ingest::pipeline::{self, IngestOptions};
+use culla_ingest::pipeline;
 use culla_ingest::produce::route;
 use culla_schemas::layout::{DataDir, Snapshot, TABLE_EVENTS};
 use rdkafka::config::ClientConfig;
@@ -66,10 +66,7 @@ fn child(spec: &str) {
         start_offsets: pipeline::start_offsets(&dir, "kafka"),
     })
     .expect("connect the consumer");
-    let opts = IngestOptions {
-        until_idle: true,
-        ..IngestOptions::default()
-    };
+    let opts = batch_options();
     let s = pipeline::run(&mut src, &dir, &opts, &AtomicBool::new(false)).expect("ingest");
     report_child(&s, t.elapsed().as_secs_f64());
 }
@@ -128,6 +125,7 @@ impl Drop for OwnBroker {
 }
 
 fn main() {
+    culla_ingest::memory::return_freed_memory_promptly();
     if let Ok(spec) = std::env::var(CHILD) {
         child(&spec);
         return;

@@ -17,11 +17,11 @@
 
 mod common;
 
-use common::{bench_events, report_child, run_child, simulated};
+use common::{batch_options, bench_events, report_child, run_child, simulated};
 use culla_ingest::EventSink;
 use culla_ingest::locallog::LocalLogSink;
 use culla_ingest::locallog::LocalLogSource;
-use culla_ingest::pipeline::{self, IngestOptions};
+use culla_ingest::pipeline;
 use culla_ingest::produce::route;
 use culla_schemas::layout::{DataDir, Snapshot, TABLE_EVENTS};
 use std::sync::atomic::AtomicBool;
@@ -36,15 +36,13 @@ fn child(dir: &str) {
     let mut src =
         LocalLogSource::open(dir.log_dir(), &topics, pipeline::start_offsets(&dir, "log"))
             .expect("open the local log");
-    let opts = IngestOptions {
-        until_idle: true,
-        ..IngestOptions::default()
-    };
+    let opts = batch_options();
     let s = pipeline::run(&mut src, &dir, &opts, &AtomicBool::new(false)).expect("ingest");
     report_child(&s, t.elapsed().as_secs_f64());
 }
 
 fn main() {
+    culla_ingest::memory::return_freed_memory_promptly();
     if let Ok(dir) = std::env::var(CHILD) {
         child(&dir);
         return;

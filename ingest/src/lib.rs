@@ -16,6 +16,7 @@ pub mod files;
 pub mod ids;
 pub mod kafka;
 pub mod locallog;
+pub mod memory;
 pub mod pipeline;
 pub mod privacy;
 pub mod produce;

@@ -1166,7 +1166,7 @@ pub fn run(
 }
 
 /// Batches that may wait between the reading and the writing threads.
-const QUEUE_BATCHES: usize = 8;
+const QUEUE_BATCHES: usize = 4;
 
 /// One stored event's id and where it was read from (tests and audits).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

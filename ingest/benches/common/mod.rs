@@ -2,7 +2,7 @@
 //! ingest child process (so its peak RSS is ingest's alone) and its report.
 
 use chrono::Utc;
-use culla_ingest::pipeline::IngestSummary;
+use culla_ingest::pipeline::{IngestOptions, IngestSummary};
 use culla_schemas::parse_event;
 use culla_simulate::{SimConfig, SimLine, contacts_for_events, simulate};
 use std::collections::HashSet;
@@ -27,6 +27,22 @@ pub fn vm_hwm_mb() -> f64 {
             })
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// The child's ingest options: a batch run (`--until-idle`) with the CLI's defaults, but
+/// `CULLA_BENCH_MAX_FILE_MB` sets `--max-file-mb` (to compare memory and speed).
+pub fn batch_options() -> IngestOptions {
+    let mut opts = IngestOptions {
+        until_idle: true,
+        ..IngestOptions::default()
+    };
+    if let Some(mb) = std::env::var("CULLA_BENCH_MAX_FILE_MB")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+    {
+        opts.max_file_bytes = mb * 1024 * 1024;
+    }
+    opts
 }
 
 /// How many events to simulate: `CULLA_BENCH_EVENTS` (default 1,000,000).
