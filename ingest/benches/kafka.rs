@@ -125,7 +125,9 @@ impl Drop for OwnBroker {
 }
 
 fn main() {
-    culla_ingest::memory::return_freed_memory_promptly();
+    if std::env::var_os("CULLA_BENCH_DEFAULT_PURGE").is_none() {
+        culla_ingest::memory::return_freed_memory_promptly();
+    }
     if let Ok(spec) = std::env::var(CHILD) {
         child(&spec);
         return;

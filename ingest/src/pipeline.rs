@@ -1,7 +1,7 @@
 //! The exactly-once writer: messages from an [`EventSource`] into committed Parquet.
 //!
-//! [`run`] first [recovers](crate::recovery) the data directory and loads the
-//! `event_id`s of every live `events` file (as `u128`s: 16 bytes an event). Then three
+//! [`run`] first [recovers](crate::recovery) the data directory and indexes the
+//! `event_id`s of every live `events` file ([`IdIndex`]: 6 bytes an event). Then three
 //! kinds of threads work at once: the calling thread polls the source, parse workers
 //! validate each polled batch with `culla_schemas::parse_event`, and one writer thread
 //! takes the batches back in poll order, drops duplicates, sends bad messages to dead
@@ -54,8 +54,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Default `--max-file-mb`: raw JSON pending before a commit. Pending events cost about
-/// five times their raw size in memory, so 32 MB keeps peak RSS near 400 MB with room
-/// to spare; 64 MB measured 500–550 MB (docs/bench-ingest-kafka.md).
+/// three times their raw size in memory (plus the queue behind a commit), so 32 MB keeps
+/// peak RSS near 300 MB on a million events and under 450 MB on ten million; 64 MB
+/// measured 500–550 MB (docs/bench-ingest-kafka.md).
 pub const DEFAULT_MAX_FILE_MB: usize = 32;
 
 /// How [`run`] batches and when it stops.
@@ -70,6 +71,10 @@ pub struct IngestOptions {
     pub until_idle: bool,
     /// Messages asked for per poll.
     pub poll_max: usize,
+    /// Validated polls that may wait for the writer (it stops taking them while it
+    /// commits): more smooths the fetch over commits, and each costs about `poll_max` ×
+    /// 0.8 KB of memory. 4 (8 measured 30–60 MB more at no clear gain in speed).
+    pub queue_batches: usize,
     /// Show a progress spinner on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
 }
@@ -81,6 +86,7 @@ impl Default for IngestOptions {
             flush_interval: Duration::from_secs(10),
             until_idle: false,
             poll_max: 8192,
+            queue_batches: 4,
             progress: false,
         }
     }
@@ -1070,7 +1076,7 @@ pub fn run(
     };
     let poll_max = opts.poll_max.max(1);
     let workers = parse_threads();
-    let (to_writer, from_readers) = sync_channel::<(u64, Item)>(QUEUE_BATCHES);
+    let (to_writer, from_readers) = sync_channel::<(u64, Item)>(opts.queue_batches.max(1));
     let (to_parse, parse_jobs) = sync_channel::<ParseJob>(workers);
     let parse_jobs = Arc::new(Mutex::new(parse_jobs));
     let (hint_tx, hint_rx) = std::sync::mpsc::channel::<Vec<(String, i32, i64)>>();
@@ -1164,9 +1170,6 @@ pub fn run(
     w.summary.seconds = started.elapsed().as_secs_f64();
     Ok(w.summary.clone())
 }
-
-/// Batches that may wait between the reading and the writing threads.
-const QUEUE_BATCHES: usize = 4;
 
 /// One stored event's id and where it was read from (tests and audits).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

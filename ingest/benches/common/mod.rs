@@ -30,7 +30,8 @@ pub fn vm_hwm_mb() -> f64 {
 }
 
 /// The child's ingest options: a batch run (`--until-idle`) with the CLI's defaults, but
-/// `CULLA_BENCH_MAX_FILE_MB` sets `--max-file-mb` (to compare memory and speed).
+/// `CULLA_BENCH_MAX_FILE_MB` sets `--max-file-mb` and `CULLA_BENCH_QUEUE_BATCHES` the
+/// queue (to compare memory and speed).
 pub fn batch_options() -> IngestOptions {
     let mut opts = IngestOptions {
         until_idle: true,
@@ -41,6 +42,12 @@ pub fn batch_options() -> IngestOptions {
         .and_then(|s| s.parse::<usize>().ok())
     {
         opts.max_file_bytes = mb * 1024 * 1024;
+    }
+    if let Some(n) = std::env::var("CULLA_BENCH_QUEUE_BATCHES")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+    {
+        opts.queue_batches = n;
     }
     opts
 }
