@@ -5,9 +5,10 @@
 //! mimalloc, by default, keeps freed memory for a second before returning it to the
 //! system, so one commit's rows were still held while the next one's were allocated.
 //! With a purge delay of 1 ms, peak RSS on 10 million events from Kafka fell from
-//! 532–544 MB to 445–462 MB, and through the local log from 489 to 332 MB. It costs
+//! 532–544 MB to 462 MB (445 MB with the 6-byte id index), and through the local log
+//! from 489 to 332 MB (with the id index and a shorter parse queue too). It costs
 //! speed on small runs (pages are returned and faulted in again at every commit): on 1M
-//! events from Kafka 0.58–0.76× the raw consumer instead of 0.71–0.93× in the same
+//! events from Kafka 0.58–0.74× the raw consumer instead of 0.71–0.93× in the same
 //! session, on 10M 0.84–0.87×. Memory is the bound that fails a laptop; at a city's
 //! volumes (≈ 100,000 events a year) either speed is a second (docs/bench-ingest-kafka.md).
 
