@@ -1326,5 +1326,26 @@ mod tests {
         let stored: u64 = w.snapshot().live_files(TABLE_EVENTS).map(|f| f.rows).sum();
         assert_eq!(stored, 700);
         assert_eq!(w.ids.stored_len(), 700);
+        // The same id with another date (stored on 5 March, re-sent dated 9 March) is a
+        // duplicate too: the fingerprint names the date the first copy is stored under.
+        let (mut msgs, _) = dated(5, 6);
+        let json = String::from_utf8(msgs[0].payload.clone())
+            .expect("utf-8")
+            .replace("2024-03-05T", "2024-03-09T");
+        let ev = parse_event(json.as_bytes(), Utc::now()).expect("a valid event");
+        assert_eq!(
+            event_date(&ev),
+            NaiveDate::from_ymd_opt(2024, 3, 9).expect("a date")
+        );
+        msgs[0].payload = json.into_bytes();
+        msgs[0].offset = 2_000;
+        let parsed = vec![Ok(Parsed {
+            id: id128(&ev.event_id),
+            date: event_date(&ev),
+            ev,
+        })];
+        w.process(msgs, parsed, 0).expect("processed");
+        w.commit().expect("committed");
+        assert_eq!((w.summary.events, w.summary.duplicates), (100, 302));
     }
 }
