@@ -17,7 +17,7 @@
 use crate::Result;
 use crate::files;
 use chrono::NaiveDate;
-use culla_schemas::layout::{DataDir, FileEntry, Snapshot, TABLE_EVENTS};
+use culla_schemas::layout::{self, DataDir, FileEntry, Snapshot, TABLE_EVENTS};
 use datafusion::arrow::array::AsArray;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -116,6 +116,16 @@ pub fn file_day(entry: &FileEntry) -> u16 {
         .find_map(|p| p.strip_prefix("event_date="))
         .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
         .map_or(NO_DAY, day_number)
+}
+
+/// The manifest as it is now, read under the directory's shared read lock, which the
+/// caller holds while reading the files it lists: a compaction (which swaps files under
+/// the exclusive lock) may have replaced files since the writer's own snapshot, but
+/// never the ids they hold. Ids committed by other writers may show too; they are
+/// stored, so finding one is right.
+fn current_files(dir: &DataDir) -> Result<(std::fs::File, Snapshot)> {
+    let lock = layout::read_lock_shared(dir)?;
+    Ok((lock, Snapshot::load(dir)?))
 }
 
 /// Shards of the stored fingerprints (the high 16 bits of [`mix`] choose one).
@@ -243,8 +253,8 @@ impl IdIndex {
 
     /// Accepts `id` as pending unless it is stored or pending
     /// already; true if it is new. Reads stored files only on a fingerprint match.
-    pub fn insert_pending(&mut self, dir: &DataDir, snap: &Snapshot, id: u128) -> Result<bool> {
-        if self.pending.contains(&id) || self.is_stored(dir, snap, id)? {
+    pub fn insert_pending(&mut self, dir: &DataDir, id: u128) -> Result<bool> {
+        if self.pending.contains(&id) || self.is_stored(dir, id)? {
             return Ok(false);
         }
         self.pending.insert(id);
@@ -282,7 +292,7 @@ impl IdIndex {
 
     /// Whether `id` is among the stored events: a fingerprint lookup, then an exact check
     /// against the stored ids of each date a matching fingerprint names.
-    pub fn is_stored(&mut self, dir: &DataDir, snap: &Snapshot, id: u128) -> Result<bool> {
+    pub fn is_stored(&mut self, dir: &DataDir, id: u128) -> Result<bool> {
         let (s, fp) = fingerprint(id);
         let days: Vec<u16> = self.shards[s].days_of(fp).collect();
         for day in days {
@@ -290,13 +300,14 @@ impl IdIndex {
             if day == NO_DAY {
                 // Dates outside 1970–2149: look through every stored file, keep nothing.
                 let mut found = false;
+                let (_lock, snap) = current_files(dir)?;
                 for f in snap.live_files(TABLE_EVENTS) {
                     read_file_ids(dir, f, |x| found |= x == id)?;
                 }
                 if found {
                     return Ok(true);
                 }
-            } else if self.day_ids(dir, snap, day)?.contains(&id) {
+            } else if self.day_ids(dir, day)?.contains(&id) {
                 return Ok(true);
             }
         }
@@ -304,12 +315,13 @@ impl IdIndex {
     }
 
     /// The exact stored ids of `day`, cached (the most recently used first).
-    fn day_ids(&mut self, dir: &DataDir, snap: &Snapshot, day: u16) -> Result<&IdSet> {
+    fn day_ids(&mut self, dir: &DataDir, day: u16) -> Result<&IdSet> {
         if let Some(i) = self.days.iter().position(|(d, _)| *d == day) {
             let hit = self.days.remove(i);
             self.days.insert(0, hit);
         } else {
             let mut set = IdSet::default();
+            let (_lock, snap) = current_files(dir)?;
             for f in snap.live_files(TABLE_EVENTS).filter(|f| file_day(f) == day) {
                 read_file_ids(dir, f, |id| {
                     set.insert(id);
@@ -356,19 +368,18 @@ mod tests {
     fn a_fingerprint_match_is_checked_against_the_stored_files() {
         let tmp = tempfile::tempdir().expect("a temp dir");
         let dir = DataDir::new(tmp.path());
-        let snap = Snapshot::default();
         let mut idx = IdIndex::default();
         // The fingerprint of id 7 is known under a date whose files do not hold id 7
         // (as a coincidence of fingerprints would look): 7 is still new.
         let day = day_number(date(2024, 3, 5));
         idx.insert_stored(7, day);
-        assert!(idx.insert_pending(&dir, &snap, 7).expect("checked"));
+        assert!(idx.insert_pending(&dir, 7).expect("checked"));
         assert_eq!(idx.verifications, 1);
         // Pending now: a second copy is a duplicate without reading anything.
-        assert!(!idx.insert_pending(&dir, &snap, 7).expect("checked"));
+        assert!(!idx.insert_pending(&dir, 7).expect("checked"));
         assert_eq!(idx.verifications, 1);
         // An id with no fingerprint match is new without reading anything.
-        assert!(idx.insert_pending(&dir, &snap, 8).expect("checked"));
+        assert!(idx.insert_pending(&dir, 8).expect("checked"));
         assert_eq!(idx.verifications, 1);
         idx.remove_pending(&8);
         assert!(!idx.is_pending(&8));

@@ -512,7 +512,7 @@ impl<'a> Writer<'a> {
             self.pending.raw_bytes += m.payload.len();
             match r {
                 Ok(Parsed { ev, id, date }) => {
-                    if !self.ids.insert_pending(self.dir, &self.snap, id)? {
+                    if !self.ids.insert_pending(self.dir, id)? {
                         self.pending.duplicates += 1;
                         continue;
                     }
@@ -780,7 +780,7 @@ impl<'a> Writer<'a> {
             );
         };
         self.snap.apply(&commit);
-        files::publish(self.dir, &commit.add)?;
+        // Committed: the rows' ids are stored now, even if a rename below fails.
         for dates in self.pending.groups.values() {
             for (date, g) in dates {
                 let day = day_number(*date);
@@ -789,6 +789,7 @@ impl<'a> Writer<'a> {
                 }
             }
         }
+        files::publish(self.dir, &commit.add)?;
         let s = &mut self.summary;
         s.commits += 1;
         s.duplicates += self.pending.duplicates;
@@ -846,7 +847,7 @@ impl<'a> Writer<'a> {
     /// Accepts `id` as pending unless it is stored or pending already (replay); true if
     /// it is new.
     pub(crate) fn accept_id(&mut self, id: u128) -> Result<bool> {
-        self.ids.insert_pending(self.dir, &self.snap, id)
+        self.ids.insert_pending(self.dir, id)
     }
 
     /// Forgets a pending id accepted by [`Self::accept_id`] (a replay attempt given up).
@@ -1296,6 +1297,38 @@ mod tests {
                 (r.msg, Ok(parsed))
             })
             .unzip()
+    }
+
+    #[test]
+    fn a_duplicate_is_found_after_a_compaction_replaced_its_files() {
+        let tmp = tempfile::tempdir().expect("a temp dir");
+        let dir = DataDir::new(tmp.path());
+        // Two commits: two files per date.
+        let mut w = Writer::open(&dir, "test").expect("a writer");
+        for (from, to) in [(0, 300), (300, 600)] {
+            let (msgs, parsed) = dated(from, to);
+            w.process(msgs, parsed, 0).expect("processed");
+            w.commit().expect("committed");
+        }
+        // A writer that read the manifest before another process compacted the files.
+        let mut w = Writer::open(&dir, "test").expect("a writer");
+        let before: Vec<String> = w
+            .snapshot()
+            .live_files(TABLE_EVENTS)
+            .map(|f| f.path.clone())
+            .collect();
+        let c = crate::compact::compact(&dir, &crate::compact::CompactOptions::default())
+            .expect("compacted");
+        assert!(c.files_in >= 6, "{c:?}");
+        assert!(before.iter().all(|p| !dir.resolve(p).exists()));
+        // Re-sent ids are checked against the files that hold them now.
+        let (mut msgs, parsed) = dated(290, 310);
+        for (k, m) in msgs.iter_mut().enumerate() {
+            m.offset = 600 + k as i64;
+        }
+        w.process(msgs, parsed, 0)
+            .expect("processed without a missing file");
+        assert_eq!(w.pending.duplicates, 20);
     }
 
     #[test]
