@@ -424,11 +424,18 @@ impl<'a> Writer<'a> {
     /// Recovers `dir`, loads its snapshot and stored ids.
     pub(crate) fn open(dir: &'a DataDir, origin: &str) -> Result<Writer<'a>> {
         let staging = Staging::open(dir)?;
-        let (snap, rep) = recovery::recover(dir)?;
+        let (_, rep) = recovery::recover(dir)?;
         if !rep.is_clean() {
             tracing::info!(?rep, "recovered the data directory");
         }
-        let ids = IdIndex::load(dir, &snap)?;
+        let (snap, ids) = {
+            // A compaction may swap files meanwhile: read the manifest and the ids of its
+            // files under the shared read lock, which compactions wait for.
+            let _lock = layout::read_lock_shared(dir)?;
+            let snap = Snapshot::load(dir)?;
+            let ids = IdIndex::load(dir, &snap)?;
+            (snap, ids)
+        };
         tracing::debug!(
             ids = ids.stored_len(),
             index_bytes = ids.heap_bytes(),
