@@ -25,7 +25,7 @@
 
 mod common;
 
-use common::{batch_options, bench_events, report_child, run_child, simulated};
+use common::{batch_options, bench_events, report_child, run_child, simulated, tune_allocator};
 use culla_ingest::EventSink;
 use culla_ingest::kafka::{KafkaSink, KafkaSource, KafkaSourceConfig, ensure_topics};
 use culla_ingest::pipeline;
@@ -125,9 +125,7 @@ impl Drop for OwnBroker {
 }
 
 fn main() {
-    if std::env::var_os("CULLA_BENCH_DEFAULT_PURGE").is_none() {
-        culla_ingest::memory::return_freed_memory_promptly();
-    }
+    tune_allocator();
     if let Ok(spec) = std::env::var(CHILD) {
         child(&spec);
         return;

@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{batch_options, bench_events, report_child, run_child, simulated};
+use common::{batch_options, bench_events, report_child, run_child, simulated, tune_allocator};
 use culla_ingest::EventSink;
 use culla_ingest::locallog::LocalLogSink;
 use culla_ingest::locallog::LocalLogSource;
@@ -42,7 +42,7 @@ fn child(dir: &str) {
 }
 
 fn main() {
-    culla_ingest::memory::return_freed_memory_promptly();
+    tune_allocator();
     if let Ok(dir) = std::env::var(CHILD) {
         child(&dir);
         return;

@@ -110,22 +110,20 @@ pub fn read_file_ids(dir: &DataDir, entry: &FileEntry, mut f: impl FnMut(u128)) 
 
 /// The event date a stored `events` file's path names (`…/event_date=YYYY-MM-DD/…`).
 pub fn file_day(entry: &FileEntry) -> u16 {
-    entry
-        .path
-        .split('/')
-        .find_map(|p| p.strip_prefix("event_date="))
+    layout::partition_value(&entry.path, "event_date")
         .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
         .map_or(NO_DAY, day_number)
 }
 
-/// The manifest as it is now, read under the directory's shared read lock, which the
-/// caller holds while reading the files it lists: a compaction (which swaps files under
-/// the exclusive lock) may have replaced files since the writer's own snapshot, but
-/// never the ids they hold. Ids committed by other writers may show too; they are
-/// stored, so finding one is right.
-fn current_files(dir: &DataDir) -> Result<(std::fs::File, Snapshot)> {
+/// Brings `snap` up to the manifest as it is now (reading only the commits it lacks)
+/// under the directory's shared read lock, which the caller holds while reading the
+/// files it lists: a compaction (which swaps files under the exclusive lock) may have
+/// replaced files since, but never the ids they hold. Ids committed by other writers
+/// may show too; they are stored, so finding one is right.
+fn current_files(dir: &DataDir, snap: &mut Snapshot) -> Result<std::fs::File> {
     let lock = layout::read_lock_shared(dir)?;
-    Ok((lock, Snapshot::load(dir)?))
+    files::catch_up(dir, snap)?;
+    Ok(lock)
 }
 
 /// Shards of the stored fingerprints (the high 16 bits of [`mix`] choose one).
@@ -178,6 +176,8 @@ pub struct IdIndex {
     pending: IdSet,
     /// Exact ids of recently verified dates, most recent first.
     days: Vec<(u16, IdSet)>,
+    /// The manifest state verification reads files from (kept current on demand).
+    snap: Snapshot,
     /// Fingerprint matches checked against stored files (for tests and logs).
     pub verifications: u64,
 }
@@ -189,6 +189,7 @@ impl Default for IdIndex {
             stored: 0,
             pending: IdSet::default(),
             days: Vec::new(),
+            snap: Snapshot::default(),
             verifications: 0,
         }
     }
@@ -203,7 +204,10 @@ fn fingerprint(id: u128) -> (usize, u32) {
 impl IdIndex {
     /// The index of every live `events` file of `snap`.
     pub fn load(dir: &DataDir, snap: &Snapshot) -> Result<IdIndex> {
-        let mut idx = IdIndex::default();
+        let mut idx = IdIndex {
+            snap: snap.clone(),
+            ..IdIndex::default()
+        };
         // Appended unsorted, then each shard sorted once.
         for f in snap.live_files(TABLE_EVENTS) {
             let day = file_day(f);
@@ -300,8 +304,8 @@ impl IdIndex {
             if day == NO_DAY {
                 // Dates outside 1970–2149: look through every stored file, keep nothing.
                 let mut found = false;
-                let (_lock, snap) = current_files(dir)?;
-                for f in snap.live_files(TABLE_EVENTS) {
+                let _lock = current_files(dir, &mut self.snap)?;
+                for f in self.snap.live_files(TABLE_EVENTS) {
                     read_file_ids(dir, f, |x| found |= x == id)?;
                 }
                 if found {
@@ -321,8 +325,12 @@ impl IdIndex {
             self.days.insert(0, hit);
         } else {
             let mut set = IdSet::default();
-            let (_lock, snap) = current_files(dir)?;
-            for f in snap.live_files(TABLE_EVENTS).filter(|f| file_day(f) == day) {
+            let _lock = current_files(dir, &mut self.snap)?;
+            for f in self
+                .snap
+                .live_files(TABLE_EVENTS)
+                .filter(|f| file_day(f) == day)
+            {
                 read_file_ids(dir, f, |id| {
                     set.insert(id);
                 })?;

@@ -424,17 +424,17 @@ impl<'a> Writer<'a> {
     /// Recovers `dir`, loads its snapshot and stored ids.
     pub(crate) fn open(dir: &'a DataDir, origin: &str) -> Result<Writer<'a>> {
         let staging = Staging::open(dir)?;
-        let (_, rep) = recovery::recover(dir)?;
+        let (mut snap, rep) = recovery::recover(dir)?;
         if !rep.is_clean() {
             tracing::info!(?rep, "recovered the data directory");
         }
-        let (snap, ids) = {
-            // A compaction may swap files meanwhile: read the manifest and the ids of its
-            // files under the shared read lock, which compactions wait for.
+        let ids = {
+            // A compaction may have swapped files since the recovery: bring the snapshot
+            // up to date and read its files' ids under the shared read lock, which
+            // compactions wait for.
             let _lock = layout::read_lock_shared(dir)?;
-            let snap = Snapshot::load(dir)?;
-            let ids = IdIndex::load(dir, &snap)?;
-            (snap, ids)
+            files::catch_up(dir, &mut snap)?;
+            IdIndex::load(dir, &snap)?
         };
         tracing::debug!(
             ids = ids.stored_len(),

@@ -166,6 +166,15 @@ pub struct Snapshot {
     pub removed: Vec<String>,
 }
 
+/// The value of hive partition `key` in a data-directory path, e.g. `2024-03-05` for
+/// `event_date` in `events/source=milano-020202/event_date=2024-03-05/part.parquet`.
+pub fn partition_value<'p>(path: &'p str, key: &str) -> Option<&'p str> {
+    path.split('/').find_map(|seg| {
+        seg.strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix('='))
+    })
+}
+
 impl Snapshot {
     /// Replays the manifest of `dir`; an absent manifest is an empty snapshot.
     pub fn load(dir: &DataDir) -> Result<Snapshot> {
@@ -339,6 +348,15 @@ pub fn sync_dir(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partition_values_are_read_by_whole_key() {
+        let p = "events/source=milano-020202/event_date=2024-03-05/part-1.parquet";
+        assert_eq!(partition_value(p, "source"), Some("milano-020202"));
+        assert_eq!(partition_value(p, "event_date"), Some("2024-03-05"));
+        assert_eq!(partition_value(p, "date"), None);
+        assert_eq!(partition_value("events/sources=x/p", "source"), None);
+    }
 
     fn commit(seq: u64, add: &[&str], remove: &[&str], last: i64) -> Commit {
         Commit {

@@ -283,17 +283,11 @@ fn read_entry(
 
 /// `source` and `event_date` from `events/source=S/event_date=D/file.parquet`.
 fn partition_values(rel: &str) -> Result<(String, String), String> {
-    let mut source = None;
-    let mut date = None;
-    for seg in rel.split('/') {
-        if let Some(v) = seg.strip_prefix("source=") {
-            source = Some(v.to_string());
-        } else if let Some(v) = seg.strip_prefix("event_date=") {
-            date = Some(v.to_string());
-        }
-    }
-    match (source, date) {
-        (Some(s), Some(d)) => Ok((s, d)),
+    match (
+        layout::partition_value(rel, "source"),
+        layout::partition_value(rel, "event_date"),
+    ) {
+        (Some(s), Some(d)) => Ok((s.to_string(), d.to_string())),
         _ => Err(format!("{rel} is not under source=…/event_date=…")),
     }
 }

@@ -29,6 +29,14 @@ pub fn vm_hwm_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// The allocator setting `culla` runs with (mimalloc's purge delay of 1 ms), unless
+/// `CULLA_BENCH_DEFAULT_PURGE` is set (mimalloc's default, to compare).
+pub fn tune_allocator() {
+    if std::env::var_os("CULLA_BENCH_DEFAULT_PURGE").is_none() {
+        culla_ingest::memory::return_freed_memory_promptly();
+    }
+}
+
 /// The child's ingest options: a batch run (`--until-idle`) with the CLI's defaults, but
 /// `CULLA_BENCH_MAX_FILE_MB` sets `--max-file-mb` and `CULLA_BENCH_QUEUE_BATCHES` the
 /// queue (to compare memory and speed).
