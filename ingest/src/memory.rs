@@ -32,6 +32,14 @@ pub fn return_freed_memory_promptly() {
     unsafe { ffi::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) }
 }
 
+/// Sets mimalloc's purge delay to `ms` milliseconds (benchmarks compare settings). Same
+/// rule as [`return_freed_memory_promptly`]: before any other thread starts.
+#[allow(unsafe_code)]
+pub fn set_purge_delay_ms(ms: c_long) {
+    // SAFETY: as in `return_freed_memory_promptly`.
+    unsafe { ffi::mi_option_set(MI_OPTION_PURGE_DELAY, ms) }
+}
+
 /// mimalloc's current purge delay in milliseconds.
 #[allow(unsafe_code)]
 pub fn purge_delay_ms() -> c_long {

@@ -32,7 +32,12 @@ pub fn vm_hwm_mb() -> f64 {
 /// The allocator setting `culla` runs with (mimalloc's purge delay of 1 ms), unless
 /// `CULLA_BENCH_DEFAULT_PURGE` is set (mimalloc's default, to compare).
 pub fn tune_allocator() {
-    if std::env::var_os("CULLA_BENCH_DEFAULT_PURGE").is_none() {
+    if let Some(ms) = std::env::var("CULLA_BENCH_PURGE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        culla_ingest::memory::set_purge_delay_ms(ms);
+    } else if std::env::var_os("CULLA_BENCH_DEFAULT_PURGE").is_none() {
         culla_ingest::memory::return_freed_memory_promptly();
     }
 }
