@@ -54,18 +54,6 @@ const COMPRESSED_COLUMNS: &[&str] = &[
     "detail",
 ];
 
-fn exp_compressed(name: &str) -> bool {
-    static V: std::sync::LazyLock<Option<Vec<String>>> = std::sync::LazyLock::new(|| {
-        std::env::var("CULLA_EXP_ZSTD")
-            .ok()
-            .map(|v| v.split(',').map(str::to_string).collect())
-    });
-    match V.as_ref() {
-        Some(v) => v.iter().any(|c| c == name),
-        None => COMPRESSED_COLUMNS.contains(&name),
-    }
-}
-
 /// The writer settings of every culla Parquet file.
 pub fn writer_properties() -> WriterProperties {
     writer_properties_for(None)
@@ -87,7 +75,7 @@ pub fn writer_properties_for(
         for f in schema.fields() {
             let name = f.name().as_str();
             let path = ColumnPath::from(name);
-            if !exp_compressed(name) {
+            if !COMPRESSED_COLUMNS.contains(&name) {
                 b = b.set_column_compression(path.clone(), Compression::UNCOMPRESSED);
             }
             if UNIQUE_COLUMNS.contains(&name) {
