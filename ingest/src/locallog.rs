@@ -19,7 +19,7 @@ use crate::sink::EventSink;
 use crate::source::{EventSource, Message, Polled, StartOffsets};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -544,6 +544,8 @@ pub struct LocalLogSource {
     parts: Vec<ReadPartition>,
     known_topics: Vec<String>,
     cursor: usize,
+    /// Partitions not read until resumed ([`EventSource::pause`]).
+    paused: HashSet<(String, i32)>,
 }
 
 impl LocalLogSource {
@@ -564,6 +566,7 @@ impl LocalLogSource {
             parts: Vec::new(),
             known_topics: Vec::new(),
             cursor: 0,
+            paused: HashSet::new(),
         };
         s.discover()?;
         Ok(s)
@@ -590,6 +593,22 @@ impl LocalLogSource {
 }
 
 impl EventSource for LocalLogSource {
+    fn can_pause(&self) -> bool {
+        true
+    }
+
+    fn pause(&mut self, parts: &[(String, i32)]) -> Result<()> {
+        self.paused.extend(parts.iter().cloned());
+        Ok(())
+    }
+
+    fn resume(&mut self, parts: &[(String, i32)]) -> Result<()> {
+        for p in parts {
+            self.paused.remove(p);
+        }
+        Ok(())
+    }
+
     fn origin(&self) -> &'static str {
         "log"
     }
@@ -610,6 +629,12 @@ impl EventSource for LocalLogSource {
                     break;
                 }
                 let rp = &mut self.parts[(self.cursor + i) % n];
+                if !self.paused.is_empty()
+                    && self.paused.contains(&(rp.topic.clone(), rp.partition))
+                {
+                    idle_parts += 1;
+                    continue;
+                }
                 let mut got = 0;
                 while got < chunk && messages.len() < max {
                     match rp.read_line()? {

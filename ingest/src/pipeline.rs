@@ -5,13 +5,16 @@
 //! kinds of threads work at once: the calling thread polls the source, parse workers
 //! validate each polled batch with `culla_schemas::parse_event`, and one writer thread
 //! takes the batches back in poll order, drops duplicates, sends bad messages to dead
-//! letters, and accumulates rows per (`source`, `event_date`) in Arrow builders. When
+//! letters, and accumulates the parsed rows per (`source`, `event_date`). When
 //! the pending data reaches `--max-file-mb`, or `--flush-secs` pass, or the source goes
 //! idle or is stopped, the writer writes one zstd Parquet file per partition into
 //! staging (on several threads, fsyncs concurrently), commits the files *and* the
 //! consumed offset ranges in one manifest commit, and renames the files into place.
 //! Reading goes on meanwhile (bounded queues keep memory flat). Restarting at the
 //! committed offsets after a crash can therefore neither lose nor duplicate an event.
+//! Where the source can pause a partition (the local log), the reader keeps partitions
+//! in step in event time (`Pacer`), so a commit spans a few weeks of events and writes
+//! a file per day of them, not per day of the whole backlog.
 //!
 //! Several writers on one data directory (a Kafka consumer group): the check-and-commit
 //! step runs under the directory's commit lock ([`files::commit_lock`]), which a Kafka
@@ -45,7 +48,7 @@ use culla_schemas::layout::{
 use culla_schemas::{Event, Invalid, Reason, parse_event};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Int32Type, Int64Type};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -77,6 +80,11 @@ pub struct IngestOptions {
     pub queue_batches: usize,
     /// Show a progress spinner on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
+    /// Read the partitions in step in event time (see `Pacer`), for sources that can
+    /// pause a partition: the local log. (Kafka cannot: librdkafka 2.12's pause/resume
+    /// and seek against tansu 0.6.0 skipped messages in the benchmark, so it is not
+    /// used.) Fewer files per commit.
+    pub pace: bool,
 }
 
 impl Default for IngestOptions {
@@ -88,6 +96,7 @@ impl Default for IngestOptions {
             poll_max: 8192,
             queue_batches: 4,
             progress: false,
+            pace: true,
         }
     }
 }
@@ -980,6 +989,147 @@ fn stage_event_files(
     Ok(entries)
 }
 
+/// How many days of event time a partition may run ahead of the slowest one being read.
+const PACE_SLACK_DAYS: i64 = 3;
+
+/// Polls after which a partition that delivered nothing no longer holds others back.
+const PACE_ACTIVE_POLLS: u64 = 4;
+
+/// Keeps the partitions being read together in event time. A consumer shares its fetches
+/// fairly by bytes, so while there is a backlog a small topic (chats) runs through the
+/// year ahead of a large one (calls), and each commit then spans most of the year: a
+/// file per (source, day) for hundreds of days, where reading in step needs a few dozen.
+/// Partitions more than [`PACE_SLACK_DAYS`] ahead of the slowest active one are paused
+/// and resumed once it catches up; a poll that finds nothing resumes every partition, so
+/// pacing can delay a partition but never stall ingest.
+#[derive(Default)]
+struct Pacer {
+    polls: u64,
+    /// The poll at which each partition last delivered messages.
+    seen: HashMap<(String, i32), u64>,
+    /// The latest event date each partition delivered.
+    latest: HashMap<(String, i32), NaiveDate>,
+    paused: HashSet<(String, i32)>,
+}
+
+impl Pacer {
+    /// Forgets partitions taken away by a rebalance.
+    fn forget(&mut self, parts: &[(String, i32)]) {
+        for p in parts {
+            self.seen.remove(p);
+            self.paused.remove(p);
+            self.latest.remove(p);
+        }
+    }
+
+    fn resume_all(&mut self, source: &mut dyn EventSource) -> Result<()> {
+        if self.paused.is_empty() {
+            return Ok(());
+        }
+        let all: Vec<(String, i32)> = self.paused.drain().collect();
+        source.resume(&all)
+    }
+
+    /// Pauses or resumes partitions after a poll that returned `msgs`.
+    fn after_poll(&mut self, source: &mut dyn EventSource, msgs: &[Message]) -> Result<()> {
+        self.polls += 1;
+        if msgs.is_empty() {
+            return self.resume_all(source);
+        }
+        // Messages come in runs per partition: one map update per run.
+        let mut run: Option<(&str, i32, Option<NaiveDate>)> = None;
+        let polls = self.polls;
+        let mut flush = |run: Option<(&str, i32, Option<NaiveDate>)>| {
+            if let Some((t, p, d)) = run {
+                let key = (t.to_string(), p);
+                if let Some(d) = d {
+                    let l = self.latest.entry(key.clone()).or_insert(d);
+                    *l = (*l).max(d);
+                }
+                self.seen.insert(key, polls);
+            }
+        };
+        for m in msgs {
+            let d = at_date_hint(&m.payload);
+            match &mut run {
+                Some((t, p, latest)) if *p == m.partition && *t == m.topic => {
+                    *latest = (*latest).max(d);
+                }
+                _ => {
+                    flush(run.take());
+                    run = Some((&m.topic, m.partition, d));
+                }
+            }
+        }
+        flush(run);
+        let (pause, resume) = {
+            let fr = &self.latest;
+            let active = |p: &(String, i32)| {
+                self.paused.contains(p)
+                    || self
+                        .seen
+                        .get(p)
+                        .is_some_and(|s| self.polls - s < PACE_ACTIVE_POLLS)
+            };
+            let slowest = fr
+                .iter()
+                .filter(|(p, _)| !self.paused.contains(*p) && active(p))
+                .map(|(_, d)| *d)
+                .min();
+            let Some(slowest) = slowest else {
+                return self.resume_all(source);
+            };
+            let limit = slowest + chrono::Duration::days(PACE_SLACK_DAYS);
+            let pause: Vec<(String, i32)> = fr
+                .iter()
+                .filter(|(p, d)| **d > limit && !self.paused.contains(*p) && active(p))
+                .map(|(p, _)| p.clone())
+                .collect();
+            let resume: Vec<(String, i32)> = self
+                .paused
+                .iter()
+                .filter(|p| fr.get(*p).is_none_or(|d| *d <= limit))
+                .cloned()
+                .collect();
+            (pause, resume)
+        };
+        if !resume.is_empty() {
+            for p in &resume {
+                self.paused.remove(p);
+            }
+            source.resume(&resume)?;
+        }
+        if !pause.is_empty() {
+            tracing::trace!(
+                partitions = pause.len(),
+                "pausing partitions ahead in event time"
+            );
+            source.pause(&pause)?;
+            self.paused.extend(pause);
+        }
+        Ok(())
+    }
+}
+
+/// The date of an event's `at`, read straight from the raw JSON (`"at":"YYYY-MM-DD…`)
+/// without parsing the message: the reader paces partitions with it before the parse
+/// workers see the messages. `None` when it cannot be found (the message is paced as
+/// if it had no date; validation judges it later).
+fn at_date_hint(payload: &[u8]) -> Option<NaiveDate> {
+    const KEY: &[u8] = b"\"at\":\"";
+    let i = payload.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let d = payload.get(i..i + 10)?;
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        d[r].iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    if d[4] != b'-' || d[7] != b'-' {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)
+}
+
 /// What the reading thread hands the writing thread, in order.
 enum Item {
     /// Messages and their validation results, read in a source epoch.
@@ -1087,6 +1237,8 @@ pub fn run(
     let (to_writer, from_readers) = sync_channel::<(u64, Item)>(opts.queue_batches.max(1));
     let (to_parse, parse_jobs) = sync_channel::<ParseJob>(workers);
     let parse_jobs = Arc::new(Mutex::new(parse_jobs));
+    let mut pacer = Pacer::default();
+    let pace = opts.pace && source.can_pause();
     let (hint_tx, hint_rx) = std::sync::mpsc::channel::<Vec<(String, i32, i64)>>();
     let tell_broker = |source: &mut dyn EventSource, hints: Vec<(String, i32, i64)>| {
         if let Err(e) = source.commit_hint(&hints) {
@@ -1141,6 +1293,12 @@ pub fn run(
                     return Ok(());
                 }
                 let polled = source.poll(poll_max, Duration::from_millis(200))?;
+                if !polled.revoked.is_empty() {
+                    pacer.forget(&polled.revoked);
+                }
+                if pace {
+                    pacer.after_poll(source, &polled.messages)?;
+                }
                 let mut alive = true;
                 if !polled.revoked.is_empty() {
                     alive &= send(&mut seq, Item::Revoke(polled.revoked));
@@ -1282,6 +1440,122 @@ mod tests {
         p.drop_rows("calls", 0, i64::MAX);
         p.drop_rows("calls", 1, i64::MAX);
         assert!(p.groups.is_empty());
+    }
+
+    #[test]
+    fn the_date_hint_reads_at_without_parsing() {
+        let d = |s: &str| at_date_hint(s.as_bytes());
+        let ymd = |y, m, dd| NaiveDate::from_ymd_opt(y, m, dd);
+        assert_eq!(
+            d(r#"{"event_id":"x","at":"2024-03-05T09:12:44+01:00","v":1}"#),
+            ymd(2024, 3, 5)
+        );
+        assert_eq!(
+            d(r#"{"v":1,"at":"2023-12-31T23:59:59Z"}"#),
+            ymd(2023, 12, 31)
+        );
+        assert_eq!(d(r#"{"v":1,"at" : "2024-03-05"}"#), None); // spaced: no hint
+        assert_eq!(d(r#"{"at":"2024-3-5T09:00:00Z"}"#), None);
+        assert_eq!(d(r#"{"at":"2024-02-30T09:00:00Z"}"#), None);
+        assert_eq!(d(r#"{"at":"2024-03"#), None);
+        assert_eq!(d("not json"), None);
+    }
+
+    /// A source that only records what the pacer asks of it.
+    #[derive(Default)]
+    struct Recorder {
+        paused: Vec<(String, i32)>,
+        resumed: Vec<(String, i32)>,
+    }
+
+    impl EventSource for Recorder {
+        fn origin(&self) -> &'static str {
+            "log"
+        }
+        fn poll(&mut self, _: usize, _: Duration) -> Result<crate::source::Polled> {
+            Ok(crate::source::Polled::default())
+        }
+        fn assignment(&self) -> Vec<(String, i32)> {
+            Vec::new()
+        }
+        fn caught_up(&mut self) -> Result<bool> {
+            Ok(true)
+        }
+        fn commit_hint(&mut self, _: &[(String, i32, i64)]) -> Result<()> {
+            Ok(())
+        }
+        fn pause(&mut self, parts: &[(String, i32)]) -> Result<()> {
+            self.paused.extend_from_slice(parts);
+            Ok(())
+        }
+        fn resume(&mut self, parts: &[(String, i32)]) -> Result<()> {
+            self.resumed.extend_from_slice(parts);
+            Ok(())
+        }
+    }
+
+    fn msgs(parts: &[(&str, i32, u32)]) -> Vec<Message> {
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, (topic, partition, day))| Message {
+                topic: topic.to_string(),
+                partition: *partition,
+                offset: i as i64,
+                key: None,
+                payload: format!(r#"{{"v":1,"at":"2024-03-{day:02}T10:00:00+01:00"}}"#)
+                    .into_bytes(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn partitions_ahead_in_event_time_wait_and_an_empty_poll_frees_them() {
+        let (calls, chats) = (("calls".to_string(), 0), ("chats".to_string(), 0));
+        let mut src = Recorder::default();
+        let mut p = Pacer::default();
+        // Calls at 1 March, chats at 10 March: 10 > 1 + 3, chats wait.
+        p.after_poll(
+            &mut src,
+            &msgs(&[("calls", 0, 1), ("calls", 0, 1), ("chats", 0, 10)]),
+        )
+        .expect("paced");
+        assert_eq!(src.paused, vec![chats.clone()]);
+        // Calls reach 6 March: 10 > 6 + 3, chats still wait.
+        p.after_poll(&mut src, &msgs(&[("calls", 0, 6)]))
+            .expect("paced");
+        assert!(src.resumed.is_empty());
+        // Calls reach 7 March: 10 ≤ 7 + 3, chats go on; calls are never paused.
+        p.after_poll(&mut src, &msgs(&[("calls", 0, 7)]))
+            .expect("paced");
+        assert_eq!(src.resumed, vec![chats.clone()]);
+        assert!(!src.paused.contains(&calls));
+        // Chats run ahead again (20 March), then a poll finds nothing: all resume.
+        p.after_poll(&mut src, &msgs(&[("chats", 0, 20)]))
+            .expect("paced");
+        assert_eq!(src.paused, vec![chats.clone(), chats.clone()]);
+        p.after_poll(&mut src, &[]).expect("paced");
+        assert_eq!(src.resumed, vec![chats.clone(), chats.clone()]);
+        // A partition that stopped delivering no longer holds others back: calls last
+        // delivered at poll 1; chats run ahead at polls 2–5 and are paused at poll 2; at
+        // poll 5 calls have been silent for 4 polls, so no unpaused partition is being
+        // read and chats resume; at poll 6 nothing is paused again.
+        let mut src = Recorder::default();
+        let mut p = Pacer::default();
+        p.after_poll(&mut src, &msgs(&[("calls", 0, 1), ("chats", 0, 2)]))
+            .expect("paced");
+        assert!(src.paused.is_empty());
+        for day in [10, 11, 12] {
+            p.after_poll(&mut src, &msgs(&[("chats", 0, day)]))
+                .expect("paced");
+        }
+        assert_eq!((src.paused.len(), src.resumed.len()), (1, 0));
+        p.after_poll(&mut src, &msgs(&[("chats", 0, 13)]))
+            .expect("paced");
+        assert_eq!((src.paused.len(), src.resumed.len()), (1, 1));
+        p.after_poll(&mut src, &msgs(&[("chats", 0, 14)]))
+            .expect("paced");
+        assert_eq!((src.paused.len(), src.resumed.len()), (1, 1));
     }
 
     /// Rows `from..to` (ids and offsets `i`) with a date per row: the 3rd, 4th or 5th

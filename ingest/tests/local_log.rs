@@ -387,3 +387,92 @@ print(n, ids, src, days, t[0], t[1], first)
         "90 90 2 3 TIMESTAMP WITH TIME ZONE TIMESTAMP 2024-03-04 10:00"
     );
 }
+
+/// A `call.received` line with id number `i` on day `day` of 2024 (0 = 1 January).
+fn on_day(i: u32, day: u32) -> String {
+    let date = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap() + chrono::Days::new(day.into());
+    format!(
+        r#"{{"event_id":"00000000-0000-4000-8000-{i:012x}","type":"call.received","v":1,"at":"{date}T10:00:00+01:00","source":"milano-020202","contact_id":"c-{i}","family":"{:016x}","ivr_path":"4-3"}}"#,
+        0xabc0_0000_u64 + u64::from(i % 17)
+    )
+}
+
+/// A log where `calls` holds 10 events a day and `chats` one, each over 120 days in time
+/// order; returns the event count.
+fn two_paces(dir: &DataDir) -> usize {
+    let mut sink = LocalLogSink::open(dir.log_dir(), 1).unwrap();
+    let mut n = 0;
+    for day in 0..120u32 {
+        for k in 0..10 {
+            sink.append("calls", b"k", on_day(day * 10 + k, day).as_bytes())
+                .unwrap();
+            n += 1;
+        }
+        sink.append("chats", b"k", on_day(100_000 + day, day).as_bytes())
+            .unwrap();
+        n += 1;
+    }
+    n
+}
+
+fn ingest_paced(dir: &DataDir, pace: bool) -> IngestSummary {
+    let topics: Vec<String> = ["calls", "chats"].map(String::from).to_vec();
+    let mut src =
+        LocalLogSource::open(dir.log_dir(), &topics, pipeline::start_offsets(dir, "log")).unwrap();
+    let opts = IngestOptions {
+        until_idle: true,
+        max_file_bytes: 30_000,
+        poll_max: 8, // turns of 4 messages a partition: 4 days of chats
+        flush_interval: Duration::from_secs(60),
+        pace,
+        ..IngestOptions::default()
+    };
+    pipeline::run(&mut src, dir, &opts, &AtomicBool::new(false)).unwrap()
+}
+
+#[test]
+fn partitions_read_in_step_write_fewer_files_and_every_event_once() {
+    // Read in turns of equal message counts, the chats (a tenth of the calls) run
+    // through the 120 days in the first commits, so those commits hold a file for
+    // nearly every day; paced, each commit holds the ~12 days its calls cover (+3 days
+    // of slack). Both runs must store every event exactly once.
+    let mut files = Vec::new();
+    for pace in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        let n = two_paces(&dir);
+        let s = ingest_paced(&dir, pace);
+        assert_eq!(s.events as usize, n);
+        let once = ids_once(&dir);
+        assert_eq!(once.len(), n);
+        assert!(once.values().all(|c| *c == 1));
+        files.push(s.files);
+    }
+    let (unpaced, paced) = (files[0], files[1]);
+    eprintln!("files: paced {paced}, unpaced {unpaced}");
+    assert!(
+        paced * 10 < unpaced * 8,
+        "paced {paced} files, unpaced {unpaced}"
+    );
+}
+
+#[test]
+fn a_partition_far_behind_in_event_time_never_stalls_ingest() {
+    // `chats` hold events a year older than `calls`: the calls wait while the chats are
+    // read, and go on once the chats are done (a poll without chats resumes them).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let mut sink = LocalLogSink::open(dir.log_dir(), 1).unwrap();
+    for i in 0..500u32 {
+        sink.append("calls", b"k", on_day(i, 400 + i % 30).as_bytes())
+            .unwrap();
+    }
+    for i in 0..300u32 {
+        sink.append("chats", b"k", on_day(10_000 + i, i % 30).as_bytes())
+            .unwrap();
+    }
+    drop(sink); // flushes the log
+    let s = ingest_paced(&dir, true);
+    assert_eq!(s.events, 800, "{s}");
+    assert_eq!(ids_once(&dir).len(), 800);
+}
