@@ -30,7 +30,8 @@ pub fn vm_hwm_mb() -> f64 {
 }
 
 /// The allocator setting `culla` runs with (mimalloc's purge delay of 1 ms), unless
-/// `CULLA_BENCH_DEFAULT_PURGE` is set (mimalloc's default, to compare).
+/// `CULLA_BENCH_PURGE_MS` sets another delay or `CULLA_BENCH_DEFAULT_PURGE` is set
+/// (mimalloc's default), to compare.
 pub fn tune_allocator() {
     if let Some(ms) = std::env::var("CULLA_BENCH_PURGE_MS")
         .ok()
