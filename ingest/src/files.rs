@@ -19,8 +19,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -64,13 +64,9 @@ pub fn writer_properties() -> WriterProperties {
 pub fn writer_properties_for(
     schema: Option<&datafusion::arrow::datatypes::Schema>,
 ) -> WriterProperties {
-    let zstd = Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default());
-    let mut b = WriterProperties::builder()
-        .set_writer_version(WriterVersion::PARQUET_1_0)
-        .set_compression(zstd)
+    let mut b = layout::parquet_writer_properties()
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_created_by(format!("culla {}", env!("CARGO_PKG_VERSION")));
+        .set_statistics_enabled(EnabledStatistics::Page);
     if let Some(schema) = schema {
         for f in schema.fields() {
             let name = f.name().as_str();

@@ -15,8 +15,6 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
 use std::io::Write;
 
 /// How to write a result.
@@ -281,9 +279,7 @@ fn write_json(batch: &RecordBatch, out: &mut dyn Write) -> Result<(), WriteError
 }
 
 fn write_parquet(batch: &RecordBatch, out: &mut dyn Write) -> Result<(), WriteError> {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build();
+    let props = culla_schemas::layout::parquet_writer_properties().build();
     let mut buf = Vec::new();
     let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))?;
     w.write(batch)?;

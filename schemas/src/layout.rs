@@ -9,6 +9,10 @@
 //! for each consumed `origin/topic/partition` the next offset to read. Offsets and files
 //! move in the same commit, which is what makes ingest exactly-once.
 
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::{
+    WriterProperties, WriterPropertiesBuilder, WriterVersion,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
@@ -164,6 +168,18 @@ pub struct Snapshot {
     pub next_offsets: BTreeMap<StreamKey, i64>,
     /// Files removed by some commit (a crash may have left them on disk).
     pub removed: Vec<String>,
+}
+
+/// The Parquet writer settings every file culla writes starts from: zstd level 1,
+/// Parquet 1.0 data pages (the widest reader support: DuckDB, pandas, Excel's and Power
+/// BI's Parquet connectors) and `created_by` naming culla and its version. Ingest, the
+/// read caches and `culla query --format parquet` add their row groups, statistics and
+/// per-column settings on top.
+pub fn parquet_writer_properties() -> WriterPropertiesBuilder {
+    WriterProperties::builder()
+        .set_writer_version(WriterVersion::PARQUET_1_0)
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+        .set_created_by(format!("culla {}", env!("CARGO_PKG_VERSION")))
 }
 
 /// The value of hive partition `key` in a data-directory path, e.g. `2024-03-05` for
@@ -348,6 +364,46 @@ pub fn sync_dir(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_parquet_file_is_zstd_format_1_and_names_culla() {
+        use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
+        use datafusion::arrow::record_batch::RecordBatch;
+        use datafusion::parquet::arrow::ArrowWriter;
+        use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+        let batch = RecordBatch::try_from_iter([
+            (
+                "n",
+                std::sync::Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef,
+            ),
+            (
+                "s",
+                std::sync::Arc::new(StringArray::from(vec!["a", "b", "c"])) as ArrayRef,
+            ),
+        ])
+        .expect("a batch");
+        let tmp = tempfile::tempdir().expect("a temp dir");
+        let path = tmp.path().join("t.parquet");
+        let file = fs::File::create(&path).expect("created");
+        let props = parquet_writer_properties().build();
+        let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).expect("writer");
+        w.write(&batch).expect("written");
+        w.close().expect("closed");
+        let r =
+            SerializedFileReader::new(fs::File::open(&path).expect("opened")).expect("readable");
+        let meta = r.metadata();
+        assert_eq!(meta.file_metadata().version(), 1);
+        assert_eq!(
+            meta.file_metadata().created_by(),
+            Some(format!("culla {}", env!("CARGO_PKG_VERSION")).as_str())
+        );
+        for c in meta.row_group(0).columns() {
+            assert_eq!(
+                c.compression(),
+                Compression::ZSTD(ZstdLevel::try_new(1).unwrap())
+            );
+        }
+    }
 
     #[test]
     fn partition_values_are_read_by_whole_key() {

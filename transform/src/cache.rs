@@ -29,8 +29,6 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::collect;
 use std::path::{Path, PathBuf};
@@ -151,9 +149,7 @@ impl MaterializedView {
             std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
             let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), self.name));
             let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-            let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
-                .build();
+            let props = culla_schemas::layout::parquet_writer_properties().build();
             let mut w = ArrowWriter::try_new(
                 std::io::BufWriter::new(file),
                 self.schema.clone(),

@@ -32,9 +32,8 @@ use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::metadata::KeyValue;
-use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::file::properties::EnabledStatistics;
 use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -377,11 +376,9 @@ fn write_copy(
 ) -> Result<Option<i64>, String> {
     let schema = events_table_schema();
     let expected: u64 = live.iter().map(|f| f.rows).sum();
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+    let props = layout::parquet_writer_properties()
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Chunk)
-        .set_created_by(format!("culla {}", env!("CARGO_PKG_VERSION")))
         .build();
     // One writer per event type, in order of first appearance: (type, writer, rows, max at).
     let mut writers: Vec<(String, CopyWriter, u64, Option<i64>)> = Vec::new();
