@@ -19,7 +19,7 @@ use crate::sink::EventSink;
 use crate::source::{EventSource, Message, Polled, StartOffsets};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -398,6 +398,8 @@ struct ReadPartition {
     /// Offset of the next line to read.
     next_offset: i64,
     line: Vec<u8>,
+    /// Not read until resumed ([`EventSource::pause`]).
+    paused: bool,
 }
 
 /// Where `read_line` stopped.
@@ -417,6 +419,7 @@ impl ReadPartition {
             reader: None,
             next_offset: 0,
             line: Vec::new(),
+            paused: false,
         };
         rp.seek_to(start.unwrap_or(0).max(0))?;
         Ok(rp)
@@ -544,8 +547,6 @@ pub struct LocalLogSource {
     parts: Vec<ReadPartition>,
     known_topics: Vec<String>,
     cursor: usize,
-    /// Partitions not read until resumed ([`EventSource::pause`]).
-    paused: HashSet<(String, i32)>,
 }
 
 impl LocalLogSource {
@@ -566,10 +567,20 @@ impl LocalLogSource {
             parts: Vec::new(),
             known_topics: Vec::new(),
             cursor: 0,
-            paused: HashSet::new(),
         };
         s.discover()?;
         Ok(s)
+    }
+
+    fn set_paused(&mut self, parts: &[(String, i32)], paused: bool) {
+        for rp in &mut self.parts {
+            if parts
+                .iter()
+                .any(|(t, p)| *p == rp.partition && *t == rp.topic)
+            {
+                rp.paused = paused;
+            }
+        }
     }
 
     /// Picks up topics created since the last look.
@@ -598,14 +609,12 @@ impl EventSource for LocalLogSource {
     }
 
     fn pause(&mut self, parts: &[(String, i32)]) -> Result<()> {
-        self.paused.extend(parts.iter().cloned());
+        self.set_paused(parts, true);
         Ok(())
     }
 
     fn resume(&mut self, parts: &[(String, i32)]) -> Result<()> {
-        for p in parts {
-            self.paused.remove(p);
-        }
+        self.set_paused(parts, false);
         Ok(())
     }
 
@@ -629,9 +638,7 @@ impl EventSource for LocalLogSource {
                     break;
                 }
                 let rp = &mut self.parts[(self.cursor + i) % n];
-                if !self.paused.is_empty()
-                    && self.paused.contains(&(rp.topic.clone(), rp.partition))
-                {
+                if rp.paused {
                     idle_parts += 1;
                     continue;
                 }

@@ -25,18 +25,16 @@ pub const PURGE_DELAY_MS: c_long = 1;
 /// Makes mimalloc return freed memory to the system after [`PURGE_DELAY_MS`]. Call it
 /// first thing in `main`, before any other thread starts (mimalloc's options are not
 /// synchronised). Harmless where mimalloc is not the global allocator.
-#[allow(unsafe_code)]
 pub fn return_freed_memory_promptly() {
-    // SAFETY: `mi_option_set` only stores a number in mimalloc's option table; it is
-    // called before other threads exist, as mimalloc requires.
-    unsafe { ffi::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) }
+    set_purge_delay_ms(PURGE_DELAY_MS);
 }
 
 /// Sets mimalloc's purge delay to `ms` milliseconds (benchmarks compare settings). Same
 /// rule as [`return_freed_memory_promptly`]: before any other thread starts.
 #[allow(unsafe_code)]
 pub fn set_purge_delay_ms(ms: c_long) {
-    // SAFETY: as in `return_freed_memory_promptly`.
+    // SAFETY: `mi_option_set` only stores a number in mimalloc's option table; it is
+    // called before other threads exist, as mimalloc requires.
     unsafe { ffi::mi_option_set(MI_OPTION_PURGE_DELAY, ms) }
 }
 

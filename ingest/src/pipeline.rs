@@ -45,6 +45,7 @@ use culla_schemas::arrow::{
 use culla_schemas::layout::{
     self, Commit, DataDir, FileEntry, OffsetRange, Snapshot, TABLE_DEAD_LETTERS, TABLE_EVENTS,
 };
+use culla_schemas::validate::ymd_exact;
 use culla_schemas::{Event, Invalid, Reason, parse_event};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Int32Type, Int64Type};
@@ -1064,25 +1065,22 @@ impl Pacer {
         flush(run);
         let (pause, resume) = {
             let fr = &self.latest;
-            let active = |p: &(String, i32)| {
-                self.paused.contains(p)
-                    || self
+            // Read now: not paused, and delivered in the last few polls.
+            let reading = |p: &(String, i32)| {
+                !self.paused.contains(p)
+                    && self
                         .seen
                         .get(p)
                         .is_some_and(|s| self.polls - s < PACE_ACTIVE_POLLS)
             };
-            let slowest = fr
-                .iter()
-                .filter(|(p, _)| !self.paused.contains(*p) && active(p))
-                .map(|(_, d)| *d)
-                .min();
+            let slowest = fr.iter().filter(|(p, _)| reading(p)).map(|(_, d)| *d).min();
             let Some(slowest) = slowest else {
                 return self.resume_all(source);
             };
             let limit = slowest + chrono::Duration::days(PACE_SLACK_DAYS);
             let pause: Vec<(String, i32)> = fr
                 .iter()
-                .filter(|(p, d)| **d > limit && !self.paused.contains(*p) && active(p))
+                .filter(|(p, d)| **d > limit && reading(p))
                 .map(|(p, _)| p.clone())
                 .collect();
             let resume: Vec<(String, i32)> = self
@@ -1118,16 +1116,7 @@ impl Pacer {
 fn at_date_hint(payload: &[u8]) -> Option<NaiveDate> {
     const KEY: &[u8] = b"\"at\":\"";
     let i = payload.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
-    let d = payload.get(i..i + 10)?;
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        d[r].iter().try_fold(0u32, |n, c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
-    };
-    if d[4] != b'-' || d[7] != b'-' {
-        return None;
-    }
-    NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)
+    ymd_exact(payload.get(i..i + 10)?)
 }
 
 /// What the reading thread hands the writing thread, in order.
@@ -1293,15 +1282,13 @@ pub fn run(
                     return Ok(());
                 }
                 let polled = source.poll(poll_max, Duration::from_millis(200))?;
+                let mut alive = true;
                 if !polled.revoked.is_empty() {
                     pacer.forget(&polled.revoked);
+                    alive &= send(&mut seq, Item::Revoke(polled.revoked));
                 }
                 if pace {
                     pacer.after_poll(source, &polled.messages)?;
-                }
-                let mut alive = true;
-                if !polled.revoked.is_empty() {
-                    alive &= send(&mut seq, Item::Revoke(polled.revoked));
                 }
                 let n = polled.messages.len();
                 if n > 0 {

@@ -630,10 +630,9 @@ fn parse_at(s: &str, now: DateTime<Utc>) -> Result<DateTime<FixedOffset>, Invali
     Ok(at)
 }
 
-/// `NaiveDate::parse_from_str(s, "%Y-%m-%d")`, reading the usual `YYYY-MM-DD` directly
-/// (strftime-style parsing was a visible share of validation, called on every string).
-fn parse_ymd(s: &str) -> Option<NaiveDate> {
-    let b = s.as_bytes();
+/// The date spelled exactly `YYYY-MM-DD` in `b` (ten bytes), read digit by digit;
+/// `None` for any other spelling or a day that does not exist.
+pub fn ymd_exact(b: &[u8]) -> Option<NaiveDate> {
     if b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
@@ -645,9 +644,16 @@ fn parse_ymd(s: &str) -> Option<NaiveDate> {
             b[r].iter()
                 .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
         };
-        if let Some(d) = NaiveDate::from_ymd_opt(n(0..4) as i32, n(5..7), n(8..10)) {
-            return Some(d);
-        }
+        return NaiveDate::from_ymd_opt(n(0..4) as i32, n(5..7), n(8..10));
+    }
+    None
+}
+
+/// `NaiveDate::parse_from_str(s, "%Y-%m-%d")`, reading the usual `YYYY-MM-DD` directly
+/// (strftime-style parsing was a visible share of validation, called on every string).
+fn parse_ymd(s: &str) -> Option<NaiveDate> {
+    if let Some(d) = ymd_exact(s.as_bytes()) {
+        return Some(d);
     }
     // chrono also reads other spellings (one-digit months, signed or wider years), all
     // made of digits, signs, dashes and spaces; anything else cannot be a date.
