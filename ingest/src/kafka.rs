@@ -9,6 +9,9 @@
 //! which is what makes a crash between "Parquet committed" and "offsets committed"
 //! harmless. Partitions taken away by a rebalance are reported in [`Polled::revoked`] so
 //! the pipeline drops what it buffered for them (the new owner re-reads from the manifest).
+//! Each assigned partition is read from its own queue, so the pipeline can pace the
+//! partitions in event time by not reading the ones ahead (`pipeline::Pacer`): their
+//! queues fill and librdkafka stops fetching them until they are read again.
 //!
 //! [`KafkaSink`] is the [`EventSink`] of `culla produce --brokers`: an idempotent,
 //! lz4-compressing, batching producer whose [`EventSink::flush`] waits for every delivery
@@ -25,13 +28,14 @@ use crate::{Epoch, Error, EventSink, EventSource, Message, Polled, Result, Start
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -355,16 +359,86 @@ impl ConsumerContext for SourceContext {
 }
 
 /// Reads the topics of a consumer group, starting each partition where the manifest says.
+///
+/// Every assigned partition is read from its own librdkafka queue
+/// (`split_partition_queue`), so a partition the pipeline pauses is simply not polled:
+/// its queue fills to `queued.max.messages.kbytes` and librdkafka stops fetching it,
+/// then goes on from where it stopped. Nothing is sought or purged, unlike librdkafka's
+/// pause/resume (which, with tansu 0.6.0, lost messages: docs/DECISIONS.md).
 pub struct KafkaSource {
-    consumer: BaseConsumer<SourceContext>,
+    consumer: Arc<BaseConsumer<SourceContext>>,
     brokers: String,
     /// Next offset to read per assigned partition, as far as this reader knows.
     next: BTreeMap<(String, i32), Option<i64>>,
-    /// Start offsets of the partitions resumed from the manifest: earlier messages
-    /// (read because of [`REWIND`]) are dropped.
-    floors: Vec<(String, i32, i64)>,
-    /// The context generation `next` was built for.
+    /// The assigned partitions' own queues, in topic/partition order.
+    parts: Vec<PartitionReader>,
+    /// Where the next round of reads starts in `parts` (so every partition gets a turn).
+    turn: usize,
+    /// The context generation `next` and `parts` were built for.
     generation: u64,
+}
+
+/// One assigned partition, read through its own queue.
+struct PartitionReader {
+    topic: String,
+    partition: i32,
+    /// The partition's queue; `None` when librdkafka could not split it off (its
+    /// messages then come through the consumer's queue, into `early`).
+    queue: Option<PartitionQueue<SourceContext>>,
+    /// Messages of this partition that came through the consumer's own queue: fetched
+    /// between the assignment and the split, so they precede everything in `queue`.
+    early: VecDeque<Message>,
+    /// Offsets below this were read only because of [`REWIND`] and are dropped.
+    floor: Option<i64>,
+    /// Not read while paused by the pipeline.
+    paused: bool,
+}
+
+impl PartitionReader {
+    /// Moves up to `max` messages into `out`: first `early`, then the queue.
+    fn take(&mut self, out: &mut Vec<Message>, max: usize) -> Result<usize> {
+        let floor = self.floor.unwrap_or(i64::MIN);
+        let mut taken = 0;
+        while taken < max {
+            let Some(m) = self.early.pop_front() else {
+                break;
+            };
+            if m.offset >= floor {
+                out.push(m);
+                taken += 1;
+            }
+        }
+        let Some(queue) = &self.queue else {
+            return Ok(taken);
+        };
+        while taken < max {
+            match queue.poll(Duration::ZERO) {
+                Some(Ok(m)) => {
+                    if m.offset() >= floor {
+                        out.push(to_message(&m));
+                        taken += 1;
+                    }
+                }
+                Some(Err(e)) => {
+                    // Transient (broker restarting, leader moving): librdkafka retries.
+                    tracing::warn!(topic = %self.topic, partition = self.partition, "Kafka consumer: {e}");
+                    break;
+                }
+                None => break,
+            }
+        }
+        Ok(taken)
+    }
+}
+
+fn to_message(m: &rdkafka::message::BorrowedMessage<'_>) -> Message {
+    Message {
+        topic: m.topic().to_string(),
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        payload: m.payload().unwrap_or_default().to_vec(),
+    }
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -396,8 +470,12 @@ impl KafkaSource {
             // A restarted process should not wait long for its dead predecessor's seat.
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
-            // Bound the prefetch queue so memory stays flat whatever the backlog.
-            .set("queued.max.messages.kbytes", "32768")
+            // Each partition has its own queue, and this bounds each: memory stays flat
+            // whatever the backlog, and a partition not read (paused) stops being fetched.
+            .set("queued.max.messages.kbytes", QUEUE_KBYTES.to_string())
+            // A full queue postpones the partition's next fetch by this much (librdkafka's
+            // default, 1 s, would leave a drained queue empty for most of a second).
+            .set("fetch.queue.backoff.ms", "20")
             .set("fetch.wait.max.ms", "100")
             .set("topic.metadata.refresh.interval.ms", "10000")
             .set(
@@ -426,87 +504,80 @@ impl KafkaSource {
             .map_err(|e| kafka_err(format!("cannot subscribe to {}", cfg.topics.join(",")), e))?;
         tracing::info!(brokers = %cfg.brokers, group = %cfg.group, topics = ?cfg.topics, "Kafka consumer started");
         Ok(KafkaSource {
-            consumer,
+            consumer: Arc::new(consumer),
             brokers: cfg.brokers,
             next: BTreeMap::new(),
-            floors: Vec::new(),
+            parts: Vec::new(),
+            turn: 0,
             generation: 0,
         })
     }
 
-    /// Rebuilds `next` and `floors` from the current assignment after a rebalance.
-    fn sync_assignment(&mut self) {
-        resync(
-            self.consumer.context(),
-            &mut self.next,
-            &mut self.floors,
-            &mut self.generation,
-        );
-    }
-}
-
-/// Rebuilds a reader's view of its assignment if a rebalance happened since `seen`.
-fn resync(
-    ctx: &SourceContext,
-    next: &mut BTreeMap<(String, i32), Option<i64>>,
-    floors: &mut Vec<(String, i32, i64)>,
-    seen: &mut u64,
-) {
-    let generation = ctx.generation.load(Ordering::SeqCst);
-    if generation != *seen {
-        *next = ctx.state().partitions.clone();
-        *floors = next
+    /// After a rebalance: rebuilds `next` from the new assignment and gives each
+    /// assigned partition its own queue (an assignment deactivates the earlier queues).
+    /// Returns whether anything changed.
+    fn sync_assignment(&mut self) -> bool {
+        let generation = self.consumer.context().generation.load(Ordering::SeqCst);
+        if generation == self.generation {
+            return false;
+        }
+        self.next = self.consumer.context().state().partitions.clone();
+        self.parts = self
+            .next
             .iter()
-            .filter_map(|((t, p), start)| start.map(|o| (t.clone(), *p, o)))
+            .map(|((topic, partition), start)| {
+                let queue = self.consumer.split_partition_queue(topic, *partition);
+                if queue.is_none() {
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        "cannot read the partition on its own queue"
+                    );
+                }
+                PartitionReader {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    queue,
+                    early: VecDeque::new(),
+                    floor: *start,
+                    paused: false,
+                }
+            })
             .collect();
-        *seen = generation;
-    }
-}
-
-impl EventSource for KafkaSource {
-    fn origin(&self) -> &'static str {
-        "kafka"
+        self.turn = 0;
+        self.generation = generation;
+        true
     }
 
-    fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled> {
-        let deadline = Instant::now() + timeout;
-        let mut messages: Vec<Message> = Vec::with_capacity(max.min(8192));
-        let ctx_generation = |s: &Self| s.consumer.context().generation.load(Ordering::SeqCst);
-        self.sync_assignment();
-        let mut batch_generation = ctx_generation(self);
-        while messages.len() < max {
-            // Block only until the first message; then take what is already fetched.
-            let wait = if messages.is_empty() {
-                deadline.saturating_duration_since(Instant::now())
-            } else {
-                Duration::ZERO
-            };
-            let polled = self.consumer.poll(wait);
-            let generation = ctx_generation(self);
-            if generation != batch_generation {
-                // A rebalance ran inside this poll: everything read before it belongs to
-                // a revoked assignment and is re-read from the manifest's offsets.
-                messages.clear();
-                resync(
-                    self.consumer.context(),
-                    &mut self.next,
-                    &mut self.floors,
-                    &mut self.generation,
-                );
-                batch_generation = self.generation;
-            }
+    /// Serves the consumer's own queue (rebalances, statistics, errors), waiting at most
+    /// `wait` for the first event. A message found there (fetched before its partition
+    /// was split off) goes to the partition's `early` list. Returns whether a rebalance
+    /// ran.
+    fn serve(&mut self, wait: Duration) -> Result<bool> {
+        let mut rebalanced = false;
+        let mut wait = wait;
+        loop {
+            let polled = self.consumer.poll(wait).map(|r| r.map(|m| to_message(&m)));
+            wait = Duration::ZERO;
+            // A rebalance served inside this poll: the queues are rebuilt first, and a
+            // message it returned belongs to the new assignment (librdkafka drops what
+            // was fetched for the old one).
+            rebalanced |= self.sync_assignment();
             match polled {
-                Some(Ok(m))
-                    if self.floors.iter().any(|(t, p, o)| {
-                        *p == m.partition() && m.offset() < *o && t == m.topic()
-                    }) => {}
-                Some(Ok(m)) => messages.push(Message {
-                    topic: m.topic().to_string(),
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    payload: m.payload().unwrap_or_default().to_vec(),
-                }),
+                Some(Ok(m)) => {
+                    match self
+                        .parts
+                        .iter_mut()
+                        .find(|p| p.partition == m.partition && p.topic == m.topic)
+                    {
+                        Some(p) => p.early.push_back(m),
+                        // Not (or no longer) assigned here: the owner reads it from the
+                        // manifest's offset.
+                        None => {
+                            tracing::debug!(topic = %m.topic, partition = m.partition, "message of a partition not assigned here")
+                        }
+                    }
+                }
                 Some(Err(e)) => {
                     if let Some((code, reason)) = self.consumer.client().fatal_error() {
                         return Err(kafka_err(
@@ -516,15 +587,87 @@ impl EventSource for KafkaSource {
                     }
                     // Transient (broker restarting, topic not created yet): librdkafka retries.
                     tracing::warn!("Kafka consumer: {e}");
-                    if messages.is_empty() && Instant::now() >= deadline {
-                        break;
-                    }
                 }
-                None => {
-                    if !messages.is_empty() || Instant::now() >= deadline {
-                        break;
-                    }
-                }
+                None => return Ok(rebalanced),
+            }
+        }
+    }
+
+    /// One round over the partitions not paused, each giving up to a fair share of `room`.
+    fn take_round(&mut self, out: &mut Vec<Message>, room: usize) -> Result<usize> {
+        let n = self.parts.len();
+        let reading = self.parts.iter().filter(|p| !p.paused).count();
+        if n == 0 || reading == 0 || room == 0 {
+            return Ok(0);
+        }
+        let share = room.div_ceil(reading).max(MIN_SHARE);
+        let mut taken = 0;
+        for i in 0..n {
+            let p = &mut self.parts[(self.turn + i) % n];
+            if p.paused {
+                continue;
+            }
+            taken += p.take(out, share.min(room - taken))?;
+            if taken >= room {
+                break;
+            }
+        }
+        self.turn = (self.turn + 1) % n;
+        Ok(taken)
+    }
+
+    fn set_paused(&mut self, parts: &[(String, i32)], paused: bool) {
+        for p in &mut self.parts {
+            if parts
+                .iter()
+                .any(|(t, n)| *n == p.partition && *t == p.topic)
+            {
+                p.paused = paused;
+            }
+        }
+    }
+}
+
+/// The smallest run of messages taken from one partition in a round.
+const MIN_SHARE: usize = 256;
+
+/// Prefetched kilobytes per partition queue (`queued.max.messages.kbytes`).
+const QUEUE_KBYTES: usize = 8192;
+
+/// How long a poll waits on the consumer's queue before looking at the partitions' again.
+const WAIT_STEP: Duration = Duration::from_millis(5);
+
+impl EventSource for KafkaSource {
+    fn origin(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled> {
+        let deadline = Instant::now() + timeout;
+        let mut messages: Vec<Message> = Vec::with_capacity(max.min(8192));
+        self.serve(Duration::ZERO)?;
+        let mut batch_generation = self.generation;
+        loop {
+            let room = max - messages.len();
+            let taken = self.take_round(&mut messages, room)?;
+            if messages.len() >= max || (taken == 0 && !messages.is_empty()) {
+                break;
+            }
+            let now = Instant::now();
+            if taken == 0 && now >= deadline {
+                break;
+            }
+            // Block only until the first message; then take what is already fetched.
+            let wait = if taken == 0 {
+                WAIT_STEP.min(deadline - now)
+            } else {
+                Duration::ZERO
+            };
+            if self.serve(wait)? {
+                // A rebalance: everything read before it belongs to a revoked
+                // assignment and is re-read from the manifest's offsets.
+                messages.clear();
+                batch_generation = self.generation;
             }
         }
         let (revoked, error) = {
@@ -534,7 +677,6 @@ impl EventSource for KafkaSource {
         if let Some(e) = error {
             return Err(kafka_err(format!("rebalance on {}", self.brokers), e));
         }
-        self.sync_assignment();
         // Remember how far each partition has been handed out (messages are in offset
         // order within a partition, so the last one seen is the furthest).
         for m in messages.iter().rev() {
@@ -617,6 +759,20 @@ impl EventSource for KafkaSource {
 
     fn epoch(&self) -> Option<Epoch> {
         Some(self.consumer.context().generation.clone())
+    }
+
+    fn can_pause(&self) -> bool {
+        true
+    }
+
+    fn pause(&mut self, parts: &[(String, i32)]) -> Result<()> {
+        self.set_paused(parts, true);
+        Ok(())
+    }
+
+    fn resume(&mut self, parts: &[(String, i32)]) -> Result<()> {
+        self.set_paused(parts, false);
+        Ok(())
     }
 
     fn commit_hint(&mut self, next_offsets: &[(String, i32, i64)]) -> Result<()> {

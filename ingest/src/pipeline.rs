@@ -12,7 +12,7 @@
 //! consumed offset ranges in one manifest commit, and renames the files into place.
 //! Reading goes on meanwhile (bounded queues keep memory flat). Restarting at the
 //! committed offsets after a crash can therefore neither lose nor duplicate an event.
-//! Where the source can pause a partition (the local log), the reader keeps partitions
+//! Where the source can pause a partition (both sources can), the reader keeps partitions
 //! in step in event time (`Pacer`), so a commit spans a few weeks of events and writes
 //! a file per day of them, not per day of the whole backlog.
 //!
@@ -82,9 +82,7 @@ pub struct IngestOptions {
     /// Show a progress spinner on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
     /// Read the partitions in step in event time (see `Pacer`), for sources that can
-    /// pause a partition: the local log. (Kafka cannot: librdkafka 2.12's pause/resume
-    /// and seek against tansu 0.6.0 skipped messages in the benchmark, so it is not
-    /// used.) Fewer files per commit.
+    /// pause a partition (the local log and Kafka both can). Fewer files per commit.
     pub pace: bool,
 }
 
@@ -1003,9 +1001,19 @@ const PACE_ACTIVE_POLLS: u64 = 4;
 /// Partitions more than [`PACE_SLACK_DAYS`] ahead of the slowest active one are paused
 /// and resumed once it catches up; a poll that finds nothing resumes every partition, so
 /// pacing can delay a partition but never stall ingest.
+///
+/// A newly assigned partition that has delivered nothing yet may be the slowest of all
+/// (a Kafka partition's first fetch can come 100 ms after another's, long enough to read
+/// a small topic's whole backlog): until it delivers, or a poll finds nothing, every
+/// partition that has delivered waits.
 #[derive(Default)]
 struct Pacer {
     polls: u64,
+    /// Every assigned partition the pacer has heard of (`EventSource::assignment`).
+    known: HashSet<(String, i32)>,
+    /// Assigned partitions that have delivered nothing since, and no poll found
+    /// nothing since: they hold the others back.
+    silent: HashSet<(String, i32)>,
     /// The poll at which each partition last delivered messages.
     seen: HashMap<(String, i32), u64>,
     /// The latest event date each partition delivered.
@@ -1020,6 +1028,8 @@ impl Pacer {
             self.seen.remove(p);
             self.paused.remove(p);
             self.latest.remove(p);
+            self.known.remove(p);
+            self.silent.remove(p);
         }
     }
 
@@ -1034,7 +1044,13 @@ impl Pacer {
     /// Pauses or resumes partitions after a poll that returned `msgs`.
     fn after_poll(&mut self, source: &mut dyn EventSource, msgs: &[Message]) -> Result<()> {
         self.polls += 1;
+        for p in source.assignment() {
+            if self.known.insert(p.clone()) {
+                self.silent.insert(p);
+            }
+        }
         if msgs.is_empty() {
+            self.silent.clear();
             return self.resume_all(source);
         }
         // Messages come in runs per partition: one map update per run.
@@ -1047,6 +1063,7 @@ impl Pacer {
                     let l = self.latest.entry(key.clone()).or_insert(d);
                     *l = (*l).max(d);
                 }
+                self.silent.remove(&key);
                 self.seen.insert(key, polls);
             }
         };
@@ -1073,23 +1090,28 @@ impl Pacer {
                         .get(p)
                         .is_some_and(|s| self.polls - s < PACE_ACTIVE_POLLS)
             };
-            let slowest = fr.iter().filter(|(p, _)| reading(p)).map(|(_, d)| *d).min();
-            let Some(slowest) = slowest else {
-                return self.resume_all(source);
-            };
-            let limit = slowest + chrono::Duration::days(PACE_SLACK_DAYS);
-            let pause: Vec<(String, i32)> = fr
-                .iter()
-                .filter(|(p, d)| **d > limit && reading(p))
-                .map(|(p, _)| p.clone())
-                .collect();
-            let resume: Vec<(String, i32)> = self
-                .paused
-                .iter()
-                .filter(|p| fr.get(*p).is_none_or(|d| *d <= limit))
-                .cloned()
-                .collect();
-            (pause, resume)
+            if !self.silent.is_empty() {
+                let all: Vec<(String, i32)> = fr.keys().filter(|p| reading(p)).cloned().collect();
+                (all, Vec::new())
+            } else {
+                let slowest = fr.iter().filter(|(p, _)| reading(p)).map(|(_, d)| *d).min();
+                let Some(slowest) = slowest else {
+                    return self.resume_all(source);
+                };
+                let limit = slowest + chrono::Duration::days(PACE_SLACK_DAYS);
+                let pause: Vec<(String, i32)> = fr
+                    .iter()
+                    .filter(|(p, d)| **d > limit && reading(p))
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                let resume: Vec<(String, i32)> = self
+                    .paused
+                    .iter()
+                    .filter(|p| fr.get(*p).is_none_or(|d| *d <= limit))
+                    .cloned()
+                    .collect();
+                (pause, resume)
+            }
         };
         if !resume.is_empty() {
             for p in &resume {
@@ -1451,6 +1473,7 @@ mod tests {
     /// A source that only records what the pacer asks of it.
     #[derive(Default)]
     struct Recorder {
+        assigned: Vec<(String, i32)>,
         paused: Vec<(String, i32)>,
         resumed: Vec<(String, i32)>,
     }
@@ -1463,7 +1486,7 @@ mod tests {
             Ok(crate::source::Polled::default())
         }
         fn assignment(&self) -> Vec<(String, i32)> {
-            Vec::new()
+            self.assigned.clone()
         }
         fn caught_up(&mut self) -> Result<bool> {
             Ok(true)
@@ -1543,6 +1566,38 @@ mod tests {
         p.after_poll(&mut src, &msgs(&[("chats", 0, 14)]))
             .expect("paced");
         assert_eq!((src.paused.len(), src.resumed.len()), (1, 1));
+    }
+
+    #[test]
+    fn a_partition_assigned_but_silent_holds_the_others_until_it_delivers_or_a_poll_is_empty() {
+        let (calls, chats) = (("calls".to_string(), 0), ("chats".to_string(), 0));
+        let mut src = Recorder {
+            assigned: vec![calls.clone(), chats.clone()],
+            ..Recorder::default()
+        };
+        let mut p = Pacer::default();
+        // Only chats delivered (1 March): calls may be behind, so chats wait.
+        p.after_poll(&mut src, &msgs(&[("chats", 0, 1)]))
+            .expect("paced");
+        assert_eq!(src.paused, vec![chats.clone()]);
+        // Calls deliver 1 March: chats (1 ≤ 1 + 3) go on.
+        p.after_poll(&mut src, &msgs(&[("calls", 0, 1)]))
+            .expect("paced");
+        assert_eq!(src.resumed, vec![chats.clone()]);
+        // Again, but calls never deliver: the first empty poll frees chats for good.
+        let mut src = Recorder {
+            assigned: vec![calls.clone(), chats.clone()],
+            ..Recorder::default()
+        };
+        let mut p = Pacer::default();
+        p.after_poll(&mut src, &msgs(&[("chats", 0, 1)]))
+            .expect("paced");
+        assert_eq!(src.paused, vec![chats.clone()]);
+        p.after_poll(&mut src, &[]).expect("paced");
+        assert_eq!(src.resumed, vec![chats.clone()]);
+        p.after_poll(&mut src, &msgs(&[("chats", 0, 2)]))
+            .expect("paced");
+        assert_eq!(src.paused.len(), 1, "a silent partition holds only once");
     }
 
     /// Rows `from..to` (ids and offsets `i`) with a date per row: the 3rd, 4th or 5th

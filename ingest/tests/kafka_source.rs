@@ -5,10 +5,15 @@
 //! topic and group. Expected values follow from what the test itself sent: N messages
 //! with known payloads, so every offset 0..n of every partition must come back once.
 
+mod common;
+
 use culla_ingest::kafka::{KafkaSink, KafkaSource, KafkaSourceConfig, ensure_topics};
+use culla_ingest::pipeline::{self, IngestOptions, stored_events};
 use culla_ingest::{EventSink, EventSource, Message};
+use culla_schemas::layout::DataDir;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn brokers() -> String {
@@ -227,5 +232,114 @@ fn ensure_topics_creates_once_and_keeps_existing_topics() {
     assert!(
         ensure_topics(&brokers, &[&topic], 0).is_err(),
         "zero partitions is refused"
+    );
+}
+
+#[test]
+fn a_paused_partition_is_not_read_then_resumes_where_it_stopped() {
+    let brokers = brokers();
+    let topic = unique("pause");
+    ensure_topics(&brokers, &[&topic], 3).expect("create the topic");
+    send(&brokers, &topic, 3000);
+    let mut src = source(&brokers, &topic, &unique("g"), BTreeMap::new());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut all = Vec::new();
+    while src.assignment().len() < 3 {
+        all.extend(
+            src.poll(100, Duration::from_millis(200))
+                .expect("poll")
+                .messages,
+        );
+        assert!(Instant::now() < deadline, "no assignment after 60 s");
+    }
+    // Partition 0 paused: two polls in a row that find nothing mean partitions 1 and 2
+    // are read to their end, and none of it may come from partition 0.
+    src.pause(&[(topic.clone(), 0)]).expect("pause");
+    let before = all.iter().filter(|m| m.partition == 0).count();
+    let mut empty = 0;
+    while empty < 2 {
+        let got = src
+            .poll(500, Duration::from_millis(300))
+            .expect("poll")
+            .messages;
+        assert!(
+            got.iter().all(|m| m.partition != 0),
+            "a paused partition was read"
+        );
+        empty = if got.is_empty() { empty + 1 } else { 0 };
+        all.extend(got);
+        assert!(
+            Instant::now() < deadline,
+            "partitions 1 and 2 never ran dry"
+        );
+    }
+    assert_eq!(all.iter().filter(|m| m.partition == 0).count(), before);
+    assert!(
+        !src.caught_up().expect("caught_up"),
+        "partition 0 is not read to its end"
+    );
+    // Resumed, it goes on from where it stopped: every offset of every partition once,
+    // in order, 3,000 in all.
+    src.resume(&[(topic.clone(), 0)]).expect("resume");
+    all.extend(drain(&mut src));
+    assert_eq!(all.len(), 3000);
+    for (p, offsets) in by_partition(&all) {
+        let expected: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(
+            offsets, expected,
+            "partition {p}: offsets 0..n once, in order"
+        );
+    }
+}
+
+#[test]
+fn kafka_partitions_read_in_step_write_fewer_files_and_every_event_once() {
+    // As the local log's test of the same name: read in turns of equal message counts,
+    // the chats (a tenth of the calls) run through the 120 days in the first commits,
+    // so those commits hold a file for nearly every day; paced, the chats partition is
+    // left unread while it is more than 3 days ahead of the calls.
+    let brokers = brokers();
+    let mut files = Vec::new();
+    for pace in [false, true] {
+        let (calls, chats) = (unique("calls"), unique("chats"));
+        ensure_topics(&brokers, &[&calls, &chats], 1).expect("create the topics");
+        let mut sink = KafkaSink::new(&brokers).expect("connect the producer");
+        let n = common::two_paces(|topic, line| {
+            let topic = if topic == "calls" { &calls } else { &chats };
+            sink.send(topic, b"k", line.as_bytes()).expect("send");
+        });
+        sink.flush().expect("every message acknowledged");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        let mut src = KafkaSource::new(KafkaSourceConfig {
+            brokers: brokers.clone(),
+            group: unique("pace"),
+            topics: vec![calls, chats],
+            start_offsets: pipeline::start_offsets(&dir, "kafka"),
+        })
+        .expect("connect the consumer");
+        let opts = IngestOptions {
+            until_idle: true,
+            max_file_bytes: 30_000,
+            poll_max: 8,
+            flush_interval: Duration::from_secs(60),
+            pace,
+            ..IngestOptions::default()
+        };
+        let s = pipeline::run(&mut src, &dir, &opts, &AtomicBool::new(false)).expect("ingest");
+        assert_eq!(s.events as usize, n, "{s}");
+        let mut once: BTreeMap<String, usize> = BTreeMap::new();
+        for e in stored_events(&dir).unwrap() {
+            *once.entry(e.event_id).or_default() += 1;
+        }
+        assert_eq!(once.len(), n);
+        assert!(once.values().all(|c| *c == 1));
+        files.push(s.files);
+    }
+    let (unpaced, paced) = (files[0], files[1]);
+    eprintln!("files: paced {paced}, unpaced {unpaced}");
+    assert!(
+        paced * 10 < unpaced * 8,
+        "paced {paced} files, unpaced {unpaced}"
     );
 }

@@ -4,6 +4,8 @@
 //! Expected numbers come from how each input is built (N valid lines, D duplicated
 //! lines, B bad lines of known reasons), never from the code's own output.
 
+mod common;
+
 use culla_ingest::compact::{CompactOptions, compact};
 use culla_ingest::deadletters;
 use culla_ingest::files::Staging;
@@ -388,31 +390,13 @@ print(n, ids, src, days, t[0], t[1], first)
     );
 }
 
-/// A `call.received` line with id number `i` on day `day` of 2024 (0 = 1 January).
-fn on_day(i: u32, day: u32) -> String {
-    let date = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap() + chrono::Days::new(day.into());
-    format!(
-        r#"{{"event_id":"00000000-0000-4000-8000-{i:012x}","type":"call.received","v":1,"at":"{date}T10:00:00+01:00","source":"milano-020202","contact_id":"c-{i}","family":"{:016x}","ivr_path":"4-3"}}"#,
-        0xabc0_0000_u64 + u64::from(i % 17)
-    )
-}
-
 /// A log where `calls` holds 10 events a day and `chats` one, each over 120 days in time
 /// order; returns the event count.
 fn two_paces(dir: &DataDir) -> usize {
     let mut sink = LocalLogSink::open(dir.log_dir(), 1).unwrap();
-    let mut n = 0;
-    for day in 0..120u32 {
-        for k in 0..10 {
-            sink.append("calls", b"k", on_day(day * 10 + k, day).as_bytes())
-                .unwrap();
-            n += 1;
-        }
-        sink.append("chats", b"k", on_day(100_000 + day, day).as_bytes())
-            .unwrap();
-        n += 1;
-    }
-    n
+    common::two_paces(|topic, line| {
+        sink.append(topic, b"k", line.as_bytes()).unwrap();
+    })
 }
 
 fn ingest_paced(dir: &DataDir, pace: bool) -> IngestSummary {
@@ -464,11 +448,11 @@ fn a_partition_far_behind_in_event_time_never_stalls_ingest() {
     let dir = DataDir::new(tmp.path());
     let mut sink = LocalLogSink::open(dir.log_dir(), 1).unwrap();
     for i in 0..500u32 {
-        sink.append("calls", b"k", on_day(i, 400 + i % 30).as_bytes())
+        sink.append("calls", b"k", common::on_day(i, 400 + i % 30).as_bytes())
             .unwrap();
     }
     for i in 0..300u32 {
-        sink.append("chats", b"k", on_day(10_000 + i, i % 30).as_bytes())
+        sink.append("chats", b"k", common::on_day(10_000 + i, i % 30).as_bytes())
             .unwrap();
     }
     drop(sink); // flushes the log
