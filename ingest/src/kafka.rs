@@ -361,10 +361,14 @@ impl ConsumerContext for SourceContext {
 /// Reads the topics of a consumer group, starting each partition where the manifest says.
 ///
 /// Every assigned partition is read from its own librdkafka queue
-/// (`split_partition_queue`), so a partition the pipeline pauses is simply not polled:
-/// its queue fills to `queued.max.messages.kbytes` and librdkafka stops fetching it,
-/// then goes on from where it stopped. Nothing is sought or purged, unlike librdkafka's
-/// pause/resume (which, with tansu 0.6.0, lost messages: docs/DECISIONS.md).
+/// (`split_partition_queue`) into a buffer of its own, bounded by [`BUFFER_BYTES`]; a
+/// partition the pipeline pauses is simply not handed out. Once its buffer is full its
+/// queue fills to `queued.max.messages.kbytes` and librdkafka stops fetching it, then goes
+/// on from where it stopped: nothing is sought or purged, unlike librdkafka's
+/// pause/resume (which, with tansu 0.6.0, lost messages: docs/DECISIONS.md). Messages are
+/// copied out of librdkafka's fetch buffers as soon as they arrive, paused or not: a
+/// message left in a queue keeps its whole fetch response (every partition's share of
+/// it) in memory.
 pub struct KafkaSource {
     consumer: Arc<BaseConsumer<SourceContext>>,
     brokers: String,
@@ -383,41 +387,41 @@ struct PartitionReader {
     topic: String,
     partition: i32,
     /// The partition's queue; `None` when librdkafka could not split it off (its
-    /// messages then come through the consumer's queue, into `early`).
+    /// messages then come through the consumer's queue, into `buffer`).
     queue: Option<PartitionQueue<SourceContext>>,
-    /// Messages of this partition that came through the consumer's own queue: fetched
-    /// between the assignment and the split, so they precede everything in `queue`.
-    early: VecDeque<Message>,
+    /// Messages read from the queue and not handed out yet, in offset order. Messages
+    /// that came through the consumer's own queue (fetched between the assignment and
+    /// the split) are put here first, so they precede everything in `queue`.
+    buffer: VecDeque<Message>,
+    /// Payload bytes in `buffer`.
+    buffered: usize,
     /// Offsets below this were read only because of [`REWIND`] and are dropped.
     floor: Option<i64>,
-    /// Not read while paused by the pipeline.
+    /// Not handed out while paused by the pipeline.
     paused: bool,
 }
 
 impl PartitionReader {
-    /// Moves up to `max` messages into `out`: first `early`, then the queue.
-    fn take(&mut self, out: &mut Vec<Message>, max: usize) -> Result<usize> {
-        let floor = self.floor.unwrap_or(i64::MIN);
-        let mut taken = 0;
-        while taken < max {
-            let Some(m) = self.early.pop_front() else {
-                break;
-            };
-            if m.offset >= floor {
-                out.push(m);
-                taken += 1;
-            }
+    fn push(&mut self, m: Message) {
+        if m.offset >= self.floor.unwrap_or(i64::MIN) {
+            self.buffered += m.payload.len();
+            self.buffer.push_back(m);
         }
+    }
+
+    /// Copies what librdkafka has fetched into `buffer`, up to [`BUFFER_BYTES`].
+    fn fill(&mut self) {
         let Some(queue) = &self.queue else {
-            return Ok(taken);
+            return;
         };
-        while taken < max {
+        let mut got = Vec::new();
+        let mut bytes = self.buffered;
+        while bytes < BUFFER_BYTES {
             match queue.poll(Duration::ZERO) {
                 Some(Ok(m)) => {
-                    if m.offset() >= floor {
-                        out.push(to_message(&m));
-                        taken += 1;
-                    }
+                    let m = to_message(&m);
+                    bytes += m.payload.len();
+                    got.push(m);
                 }
                 Some(Err(e)) => {
                     // Transient (broker restarting, leader moving): librdkafka retries.
@@ -427,7 +431,19 @@ impl PartitionReader {
                 None => break,
             }
         }
-        Ok(taken)
+        for m in got {
+            self.push(m);
+        }
+    }
+
+    /// Moves up to `max` buffered messages into `out`.
+    fn take(&mut self, out: &mut Vec<Message>, max: usize) -> usize {
+        let n = max.min(self.buffer.len());
+        for m in self.buffer.drain(..n) {
+            self.buffered -= m.payload.len();
+            out.push(m);
+        }
+        n
     }
 }
 
@@ -538,7 +554,8 @@ impl KafkaSource {
                     topic: topic.clone(),
                     partition: *partition,
                     queue,
-                    early: VecDeque::new(),
+                    buffer: VecDeque::new(),
+                    buffered: 0,
                     floor: *start,
                     paused: false,
                 }
@@ -551,7 +568,7 @@ impl KafkaSource {
 
     /// Serves the consumer's own queue (rebalances, statistics, errors), waiting at most
     /// `wait` for the first event. A message found there (fetched before its partition
-    /// was split off) goes to the partition's `early` list. Returns whether a rebalance
+    /// was split off) goes to the partition's buffer. Returns whether a rebalance
     /// ran.
     fn serve(&mut self, wait: Duration) -> Result<bool> {
         let mut rebalanced = false;
@@ -570,7 +587,7 @@ impl KafkaSource {
                         .iter_mut()
                         .find(|p| p.partition == m.partition && p.topic == m.topic)
                     {
-                        Some(p) => p.early.push_back(m),
+                        Some(p) => p.push(m),
                         // Not (or no longer) assigned here: the owner reads it from the
                         // manifest's offset.
                         None => {
@@ -600,6 +617,9 @@ impl KafkaSource {
         if n == 0 || reading == 0 || room == 0 {
             return Ok(0);
         }
+        for p in &mut self.parts {
+            p.fill();
+        }
         let share = room.div_ceil(reading).max(MIN_SHARE);
         let mut taken = 0;
         for i in 0..n {
@@ -607,7 +627,7 @@ impl KafkaSource {
             if p.paused {
                 continue;
             }
-            taken += p.take(out, share.min(room - taken))?;
+            taken += p.take(out, share.min(room - taken));
             if taken >= room {
                 break;
             }
@@ -631,8 +651,12 @@ impl KafkaSource {
 /// The smallest run of messages taken from one partition in a round.
 const MIN_SHARE: usize = 256;
 
-/// Prefetched kilobytes per partition queue (`queued.max.messages.kbytes`).
-const QUEUE_KBYTES: usize = 8192;
+/// Prefetched kilobytes per partition queue (`queued.max.messages.kbytes`), beside the
+/// partition's buffer.
+const QUEUE_KBYTES: usize = 2048;
+
+/// Payload bytes a partition's buffer holds at most.
+const BUFFER_BYTES: usize = 4 << 20;
 
 /// How long a poll waits on the consumer's queue before looking at the partitions' again.
 const WAIT_STEP: Duration = Duration::from_millis(5);
