@@ -366,9 +366,9 @@ impl ConsumerContext for SourceContext {
 /// queue fills to `queued.max.messages.kbytes` and librdkafka stops fetching it, then goes
 /// on from where it stopped: nothing is sought or purged, unlike librdkafka's
 /// pause/resume (which, with tansu 0.6.0, lost messages: docs/DECISIONS.md). Messages are
-/// copied out of librdkafka's fetch buffers as soon as they arrive, paused or not: a
-/// message left in a queue keeps its whole fetch response (every partition's share of
-/// it) in memory.
+/// copied out of librdkafka's queues as they arrive, paused or not, and the queues are
+/// kept small: librdkafka's queued memory grew out of proportion to its queue limit
+/// (4 MB queues read in place peaked at 670 MB on 10M events; this, at 480 MB).
 pub struct KafkaSource {
     consumer: Arc<BaseConsumer<SourceContext>>,
     brokers: String,
