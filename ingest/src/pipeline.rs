@@ -1571,11 +1571,14 @@ mod tests {
     #[test]
     fn a_partition_assigned_but_silent_holds_the_others_until_it_delivers_or_a_poll_is_empty() {
         let (calls, chats) = (("calls".to_string(), 0), ("chats".to_string(), 0));
-        let mut src = Recorder {
-            assigned: vec![calls.clone(), chats.clone()],
-            ..Recorder::default()
+        let fresh = || {
+            let src = Recorder {
+                assigned: vec![calls.clone(), chats.clone()],
+                ..Recorder::default()
+            };
+            (src, Pacer::default())
         };
-        let mut p = Pacer::default();
+        let (mut src, mut p) = fresh();
         // Only chats delivered (1 March): calls may be behind, so chats wait.
         p.after_poll(&mut src, &msgs(&[("chats", 0, 1)]))
             .expect("paced");
@@ -1585,11 +1588,7 @@ mod tests {
             .expect("paced");
         assert_eq!(src.resumed, vec![chats.clone()]);
         // Again, but calls never deliver: the first empty poll frees chats for good.
-        let mut src = Recorder {
-            assigned: vec![calls.clone(), chats.clone()],
-            ..Recorder::default()
-        };
-        let mut p = Pacer::default();
+        let (mut src, mut p) = fresh();
         p.after_poll(&mut src, &msgs(&[("chats", 0, 1)]))
             .expect("paced");
         assert_eq!(src.paused, vec![chats.clone()]);

@@ -23,3 +23,22 @@ pub fn two_paces(mut append: impl FnMut(&str, &str)) -> usize {
     }
     n
 }
+
+/// Asserts that `ids` (the stored events' ids) hold `n` distinct ids, each once.
+pub fn assert_each_once(ids: impl IntoIterator<Item = String>, n: usize) {
+    let mut once: std::collections::BTreeMap<String, usize> = Default::default();
+    for id in ids {
+        *once.entry(id).or_default() += 1;
+    }
+    assert_eq!(once.len(), n);
+    assert!(once.values().all(|c| *c == 1), "an event stored twice");
+}
+
+/// Asserts that reading in step wrote at least a fifth fewer files than not.
+pub fn assert_fewer_files(unpaced: u64, paced: u64) {
+    eprintln!("files: paced {paced}, unpaced {unpaced}");
+    assert!(
+        paced * 10 < unpaced * 8,
+        "paced {paced} files, unpaced {unpaced}"
+    );
+}
