@@ -414,14 +414,13 @@ impl PartitionReader {
         let Some(queue) = &self.queue else {
             return;
         };
-        let mut got = Vec::new();
-        let mut bytes = self.buffered;
-        while bytes < BUFFER_BYTES {
+        let floor = self.floor.unwrap_or(i64::MIN);
+        while self.buffered < BUFFER_BYTES {
             match queue.poll(Duration::ZERO) {
+                Some(Ok(m)) if m.offset() < floor => {}
                 Some(Ok(m)) => {
-                    let m = to_message(&m);
-                    bytes += m.payload.len();
-                    got.push(m);
+                    self.buffered += m.payload_len();
+                    self.buffer.push_back(to_message(&m));
                 }
                 Some(Err(e)) => {
                     // Transient (broker restarting, leader moving): librdkafka retries.
@@ -430,9 +429,6 @@ impl PartitionReader {
                 }
                 None => break,
             }
-        }
-        for m in got {
-            self.push(m);
         }
     }
 
@@ -627,24 +623,22 @@ impl KafkaSource {
             if p.paused {
                 continue;
             }
-            taken += p.take(out, share.min(room - taken));
+            let got = p.take(out, share.min(room - taken));
+            // Remember how far the partition has been handed out (its messages are in
+            // offset order, so the last one taken is the furthest).
+            if let Some(last) = out.last().filter(|_| got > 0)
+                && let Some(next) = self.next.get_mut(&(p.topic.clone(), p.partition))
+                && next.is_none_or(|n| n <= last.offset)
+            {
+                *next = Some(last.offset + 1);
+            }
+            taken += got;
             if taken >= room {
                 break;
             }
         }
         self.turn = (self.turn + 1) % n;
         Ok(taken)
-    }
-
-    fn set_paused(&mut self, parts: &[(String, i32)], paused: bool) {
-        for p in &mut self.parts {
-            if parts
-                .iter()
-                .any(|(t, n)| *n == p.partition && *t == p.topic)
-            {
-                p.paused = paused;
-            }
-        }
     }
 }
 
@@ -700,15 +694,6 @@ impl EventSource for KafkaSource {
         };
         if let Some(e) = error {
             return Err(kafka_err(format!("rebalance on {}", self.brokers), e));
-        }
-        // Remember how far each partition has been handed out (messages are in offset
-        // order within a partition, so the last one seen is the furthest).
-        for m in messages.iter().rev() {
-            if let Some(next) = self.next.get_mut(&(m.topic.clone(), m.partition))
-                && next.is_none_or(|n| n <= m.offset)
-            {
-                *next = Some(m.offset + 1);
-            }
         }
         Ok(Polled {
             messages,
@@ -789,13 +774,15 @@ impl EventSource for KafkaSource {
         true
     }
 
-    fn pause(&mut self, parts: &[(String, i32)]) -> Result<()> {
-        self.set_paused(parts, true);
-        Ok(())
-    }
-
-    fn resume(&mut self, parts: &[(String, i32)]) -> Result<()> {
-        self.set_paused(parts, false);
+    fn set_paused(&mut self, parts: &[(String, i32)], paused: bool) -> Result<()> {
+        for p in &mut self.parts {
+            if parts
+                .iter()
+                .any(|(t, n)| *n == p.partition && *t == p.topic)
+            {
+                p.paused = paused;
+            }
+        }
         Ok(())
     }
 

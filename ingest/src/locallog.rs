@@ -398,7 +398,7 @@ struct ReadPartition {
     /// Offset of the next line to read.
     next_offset: i64,
     line: Vec<u8>,
-    /// Not read until resumed ([`EventSource::pause`]).
+    /// Not read until resumed ([`EventSource::set_paused`]).
     paused: bool,
 }
 
@@ -572,17 +572,6 @@ impl LocalLogSource {
         Ok(s)
     }
 
-    fn set_paused(&mut self, parts: &[(String, i32)], paused: bool) {
-        for rp in &mut self.parts {
-            if parts
-                .iter()
-                .any(|(t, p)| *p == rp.partition && *t == rp.topic)
-            {
-                rp.paused = paused;
-            }
-        }
-    }
-
     /// Picks up topics created since the last look.
     fn discover(&mut self) -> Result<()> {
         for t in self.topics.clone() {
@@ -608,13 +597,15 @@ impl EventSource for LocalLogSource {
         true
     }
 
-    fn pause(&mut self, parts: &[(String, i32)]) -> Result<()> {
-        self.set_paused(parts, true);
-        Ok(())
-    }
-
-    fn resume(&mut self, parts: &[(String, i32)]) -> Result<()> {
-        self.set_paused(parts, false);
+    fn set_paused(&mut self, parts: &[(String, i32)], paused: bool) -> Result<()> {
+        for rp in &mut self.parts {
+            if parts
+                .iter()
+                .any(|(t, p)| *p == rp.partition && *t == rp.topic)
+            {
+                rp.paused = paused;
+            }
+        }
         Ok(())
     }
 

@@ -1011,6 +1011,9 @@ struct Pacer {
     polls: u64,
     /// Every assigned partition the pacer has heard of (`EventSource::assignment`).
     known: HashSet<(String, i32)>,
+    /// Whether `known` holds the current assignment (read again after a revocation,
+    /// not on every poll).
+    assignment_read: bool,
     /// Assigned partitions that have delivered nothing since, and no poll found
     /// nothing since: they hold the others back.
     silent: HashSet<(String, i32)>,
@@ -1031,6 +1034,7 @@ impl Pacer {
             self.known.remove(p);
             self.silent.remove(p);
         }
+        self.assignment_read = false;
     }
 
     fn resume_all(&mut self, source: &mut dyn EventSource) -> Result<()> {
@@ -1038,15 +1042,19 @@ impl Pacer {
             return Ok(());
         }
         let all: Vec<(String, i32)> = self.paused.drain().collect();
-        source.resume(&all)
+        source.set_paused(&all, false)
     }
 
     /// Pauses or resumes partitions after a poll that returned `msgs`.
     fn after_poll(&mut self, source: &mut dyn EventSource, msgs: &[Message]) -> Result<()> {
         self.polls += 1;
-        for p in source.assignment() {
-            if self.known.insert(p.clone()) {
-                self.silent.insert(p);
+        if !self.assignment_read {
+            let assigned = source.assignment();
+            self.assignment_read = !assigned.is_empty();
+            for p in assigned {
+                if self.known.insert(p.clone()) {
+                    self.silent.insert(p);
+                }
             }
         }
         if msgs.is_empty() {
@@ -1117,14 +1125,14 @@ impl Pacer {
             for p in &resume {
                 self.paused.remove(p);
             }
-            source.resume(&resume)?;
+            source.set_paused(&resume, false)?;
         }
         if !pause.is_empty() {
             tracing::trace!(
                 partitions = pause.len(),
                 "pausing partitions ahead in event time"
             );
-            source.pause(&pause)?;
+            source.set_paused(&pause, true)?;
             self.paused.extend(pause);
         }
         Ok(())
@@ -1494,12 +1502,13 @@ mod tests {
         fn commit_hint(&mut self, _: &[(String, i32, i64)]) -> Result<()> {
             Ok(())
         }
-        fn pause(&mut self, parts: &[(String, i32)]) -> Result<()> {
-            self.paused.extend_from_slice(parts);
-            Ok(())
-        }
-        fn resume(&mut self, parts: &[(String, i32)]) -> Result<()> {
-            self.resumed.extend_from_slice(parts);
+        fn set_paused(&mut self, parts: &[(String, i32)], paused: bool) -> Result<()> {
+            let log = if paused {
+                &mut self.paused
+            } else {
+                &mut self.resumed
+            };
+            log.extend_from_slice(parts);
             Ok(())
         }
     }

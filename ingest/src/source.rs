@@ -64,17 +64,14 @@ pub trait EventSource: Send {
     fn epoch(&self) -> Option<Epoch> {
         None
     }
-    /// Whether [`EventSource::pause`] does anything (ingest paces only such sources).
+    /// Whether [`EventSource::set_paused`] does anything (ingest paces only such sources).
     fn can_pause(&self) -> bool {
         false
     }
-    /// Stops reading `parts` until they are resumed: ingest pauses partitions that run
-    /// ahead of the others in event time (see `pipeline::Pacer`). The default ignores it.
-    fn pause(&mut self, _parts: &[(String, i32)]) -> Result<()> {
-        Ok(())
-    }
-    /// Reads `parts` again after [`EventSource::pause`].
-    fn resume(&mut self, _parts: &[(String, i32)]) -> Result<()> {
+    /// Stops (`true`) or restarts (`false`) reading `parts`: ingest pauses partitions
+    /// that run ahead of the others in event time (see `pipeline::Pacer`). The default
+    /// ignores it.
+    fn set_paused(&mut self, _parts: &[(String, i32)], _paused: bool) -> Result<()> {
         Ok(())
     }
 }
