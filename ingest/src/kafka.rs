@@ -368,7 +368,7 @@ impl ConsumerContext for SourceContext {
 /// pause/resume (which, with tansu 0.6.0, lost messages: docs/DECISIONS.md). Messages are
 /// copied out of librdkafka's queues as they arrive, paused or not, and the queues are
 /// kept small: librdkafka's queued memory grew out of proportion to its queue limit
-/// (4 MB queues read in place peaked at 670 MB on 10M events; this, at 480 MB).
+/// (4 MB queues read in place peaked at 670 MB on 10M events; this, at 480–498 MB).
 pub struct KafkaSource {
     consumer: Arc<BaseConsumer<SourceContext>>,
     brokers: String,
