@@ -81,9 +81,10 @@ pub struct IngestOptions {
     pub queue_batches: usize,
     /// Show a progress spinner on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
-    /// Read the partitions in step in event time (see `Pacer`), for sources that can
-    /// pause a partition (the local log and Kafka both can). Fewer files per commit.
-    pub pace: bool,
+    /// Read the partitions in step in event time (see `Pacer`): `None` (the default)
+    /// does what the source suits ([`EventSource::paces_by_default`]: the local log yes,
+    /// Kafka no), `Some(_)` decides for any source that can pause a partition.
+    pub pace: Option<bool>,
 }
 
 impl Default for IngestOptions {
@@ -95,7 +96,7 @@ impl Default for IngestOptions {
             poll_max: 8192,
             queue_batches: 4,
             progress: false,
-            pace: true,
+            pace: None,
         }
     }
 }
@@ -1257,7 +1258,7 @@ pub fn run(
     let (to_parse, parse_jobs) = sync_channel::<ParseJob>(workers);
     let parse_jobs = Arc::new(Mutex::new(parse_jobs));
     let mut pacer = Pacer::default();
-    let pace = opts.pace && source.can_pause();
+    let pace = opts.pace.unwrap_or_else(|| source.paces_by_default()) && source.can_pause();
     let (hint_tx, hint_rx) = std::sync::mpsc::channel::<Vec<(String, i32, i64)>>();
     let tell_broker = |source: &mut dyn EventSource, hints: Vec<(String, i32, i64)>| {
         if let Err(e) = source.commit_hint(&hints) {

@@ -68,6 +68,10 @@ pub trait EventSource: Send {
     fn can_pause(&self) -> bool {
         false
     }
+    /// Whether ingest paces this source unless told otherwise (`IngestOptions::pace`).
+    fn paces_by_default(&self) -> bool {
+        self.can_pause()
+    }
     /// Stops (`true`) or restarts (`false`) reading `parts`: ingest pauses partitions
     /// that run ahead of the others in event time (see `pipeline::Pacer`). The default
     /// ignores it.

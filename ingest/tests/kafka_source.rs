@@ -324,7 +324,7 @@ fn kafka_partitions_read_in_step_write_fewer_files_and_every_event_once() {
             max_file_bytes: 30_000,
             poll_max: 8,
             flush_interval: Duration::from_secs(60),
-            pace,
+            pace: Some(pace),
             ..IngestOptions::default()
         };
         let s = pipeline::run(&mut src, &dir, &opts, &AtomicBool::new(false)).expect("ingest");

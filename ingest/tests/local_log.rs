@@ -408,7 +408,7 @@ fn ingest_paced(dir: &DataDir, pace: bool) -> IngestSummary {
         max_file_bytes: 30_000,
         poll_max: 8, // turns of 4 messages a partition: 4 days of chats
         flush_interval: Duration::from_secs(60),
-        pace,
+        pace: Some(pace),
         ..IngestOptions::default()
     };
     pipeline::run(&mut src, dir, &opts, &AtomicBool::new(false)).unwrap()

@@ -63,6 +63,9 @@ pub fn batch_options() -> IngestOptions {
     {
         opts.queue_batches = n;
     }
+    if let Ok(v) = std::env::var("CULLA_BENCH_PACE") {
+        opts.pace = Some(v != "0");
+    }
     opts
 }
 
