@@ -9,9 +9,10 @@
 //! which is what makes a crash between "Parquet committed" and "offsets committed"
 //! harmless. Partitions taken away by a rebalance are reported in [`Polled::revoked`] so
 //! the pipeline drops what it buffered for them (the new owner re-reads from the manifest).
-//! Each assigned partition is read from its own queue, so the pipeline can pace the
-//! partitions in event time by not reading the ones ahead (`pipeline::Pacer`): their
-//! queues fill and librdkafka stops fetching them until they are read again.
+//! Each assigned partition is read from its own queue and handed out round-robin, so a
+//! small topic cannot run far ahead of a large one; asked to (`IngestOptions::pace`), the
+//! pipeline paces the partitions in event time by not reading the ones ahead
+//! (`pipeline::Pacer`): their queues fill and librdkafka stops fetching them.
 //!
 //! [`KafkaSink`] is the [`EventSink`] of `culla produce --brokers`: an idempotent,
 //! lz4-compressing, batching producer whose [`EventSink::flush`] waits for every delivery
@@ -368,7 +369,7 @@ impl ConsumerContext for SourceContext {
 /// pause/resume (which, with tansu 0.6.0, lost messages: docs/DECISIONS.md). Messages are
 /// copied out of librdkafka's queues as they arrive, paused or not, and the queues are
 /// kept small: librdkafka's queued memory grew out of proportion to its queue limit
-/// (4 MB queues read in place peaked at 670 MB on 10M events; this, at 480–498 MB).
+/// (4 MB queues read in place peaked at 670 MB on 10M events; this, at 434 MB unpaced).
 pub struct KafkaSource {
     consumer: Arc<BaseConsumer<SourceContext>>,
     brokers: String,
@@ -775,9 +776,10 @@ impl EventSource for KafkaSource {
     }
 
     // Read round-robin from the partitions' own queues, a 1M-event year already writes
-    // 1,122–1,170 files (librdkafka's shared queue: ~1,850); pacing cut that to 785–947
-    // at the same speed (0.78–0.81× the raw consumer, unpaced 0.76–0.82×) and raised the
-    // peak on 10M events from 434 MB to 480–502 MB, next to the 500 MB goal.
+    // 1,100–1,384 files (librdkafka's shared queue: ~1,850); pacing cut that to 742–831
+    // at the same speed (paired runs paced/unpaced: 0.68/0.65, 0.70/0.70, 0.80/0.81× the
+    // raw consumer) and raised the peak on 10M events from 434 MB to 480–502 MB, next to
+    // the 500 MB goal (docs/bench-ingest-kafka.md, session 8).
     fn paces_by_default(&self) -> bool {
         false
     }

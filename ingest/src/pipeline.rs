@@ -12,9 +12,9 @@
 //! consumed offset ranges in one manifest commit, and renames the files into place.
 //! Reading goes on meanwhile (bounded queues keep memory flat). Restarting at the
 //! committed offsets after a crash can therefore neither lose nor duplicate an event.
-//! Where the source can pause a partition (both sources can), the reader keeps partitions
-//! in step in event time (`Pacer`), so a commit spans a few weeks of events and writes
-//! a file per day of them, not per day of the whole backlog.
+//! Where the source is paced (the local log by default, Kafka when asked), the reader
+//! keeps partitions in step in event time (`Pacer`), so a commit spans a few weeks of
+//! events and writes a file per day of them, not per day of the whole backlog.
 //!
 //! Several writers on one data directory (a Kafka consumer group): the check-and-commit
 //! step runs under the directory's commit lock ([`files::commit_lock`]), which a Kafka
