@@ -26,9 +26,9 @@ from scipy.stats import chi2
 DIALECT = [
     # microseconds since the epoch
     (re.compile(r"arrow_cast\(([\w.]+), 'Int64'\)"), r"epoch_us(\1)"),
-    # a microsecond instant literal
+    # a microsecond instant (a literal or a column) as a timestamp
     (
-        re.compile(r"arrow_cast\((-?\d+), 'Timestamp\(Microsecond, Some\(\"UTC\"\)\)'\)"),
+        re.compile(r"arrow_cast\((-?\d+|[\w.]+), 'Timestamp\(Microsecond, Some\(\"UTC\"\)\)'\)"),
         r"make_timestamp(\1)::TIMESTAMPTZ",
     ),
     (re.compile(r"\bto_char\("), "strftime("),

@@ -194,24 +194,72 @@ fn duckdb(rt: &tokio::runtime::Runtime, p: &Params, work: &Path, copy: Option<&P
     }
 }
 
-fn bench(label: &str, events: usize, rt: &tokio::runtime::Runtime) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let work = tempfile::tempdir().expect("temp dir");
+/// Whether `CULLA_BENCH_ONLY` (comma-separated question names) selects `name`.
+fn selected(name: &str) -> bool {
+    match std::env::var("CULLA_BENCH_ONLY") {
+        Ok(only) if !only.is_empty() => only.split(',').any(|n| n.trim() == name),
+        _ => true,
+    }
+}
+
+/// Whether `CULLA_BENCH_STATES` (comma-separated of `copy`, `none`, `fold`, `warm`, `duckdb`;
+/// default all) selects `state`.
+fn measured(state: &str) -> bool {
+    match std::env::var("CULLA_BENCH_STATES") {
+        Ok(s) if !s.is_empty() => s.split(',').any(|n| n.trim() == state),
+        _ => true,
+    }
+}
+
+/// The data directory of a set: a new temporary one, or `keep` (made on first use, then
+/// reused as it is so profiling runs skip the simulation).
+fn data_dir(
+    keep: Option<&Path>,
+    events: usize,
+    label: &str,
+) -> (Option<tempfile::TempDir>, std::path::PathBuf, usize) {
+    let (tmp, dir) = match keep {
+        Some(k) => (None, k.to_path_buf()),
+        None => {
+            let t = tempfile::tempdir().expect("temp dir");
+            let d = t.path().to_path_buf();
+            (Some(t), d)
+        }
+    };
+    let marker = dir.join("bench-events.txt");
+    if let Some(n) = std::fs::read_to_string(&marker)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+    {
+        eprintln!("{label}: reusing {n} events in {}", dir.display());
+        return (tmp, dir, n);
+    }
     let s = Instant::now();
-    let n = build(dir.path(), events);
-    let files = count_files(&dir.path().join("events"));
+    let n = build(&dir, events);
+    std::fs::write(&marker, n.to_string()).expect("marker written");
     eprintln!(
-        "{label}: {n} events in {files} Parquet files written in {:.1} s",
+        "{label}: {n} events in {} Parquet files written in {:.1} s",
+        count_files(&dir.join("events")),
         s.elapsed().as_secs_f64()
     );
+    (tmp, dir, n)
+}
+
+fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::Runtime) {
+    let (_tmp, data, n) = data_dir(keep, events, label);
+    let work = tempfile::tempdir().expect("temp dir");
+    let files = count_files(&data.join("events"));
     let p = Params {
-        data: dir.path().to_path_buf(),
+        data,
         ..Params::default()
     };
     // The one-off cost of the consolidated copy, paid by the first reader after a commit.
-    let mut copy_ms: Vec<f64> = (0..runs())
+    let copy_runs = if measured("copy") { runs() } else { 1 };
+    let mut copy_ms: Vec<f64> = (0..copy_runs)
         .map(|_| {
-            let _ = std::fs::remove_dir_all(culla_transform::eventcache::cache_dir(&p.data));
+            if measured("copy") {
+                let _ = std::fs::remove_dir_all(culla_transform::eventcache::cache_dir(&p.data));
+            }
             let s = Instant::now();
             culla_transform::eventcache::prepare(&p.data)
                 .expect("copy made")
@@ -231,8 +279,14 @@ fn bench(label: &str, events: usize, rt: &tokio::runtime::Runtime) {
         .map(|m| m.len())
         .sum::<u64>() as f64
         / 1e6;
-    let duck_parts = duckdb(rt, &p, work.path(), None);
-    let duck_copy = duckdb(rt, &p, work.path(), Some(&copy.join("*.parquet")));
+    let (duck_parts, duck_copy) = if measured("duckdb") {
+        (
+            duckdb(rt, &p, work.path(), None),
+            duckdb(rt, &p, work.path(), Some(&copy.join("*.parquet"))),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
     println!(
         "\n### {label}: {n} events, {files} files\n\n\
          Consolidated copy (first reader after a commit): {:.1} ms, {copy_mb:.1} MB.\n\n\
@@ -249,10 +303,17 @@ fn bench(label: &str, events: usize, rt: &tokio::runtime::Runtime) {
     };
     let fmt = |v: Option<f64>| v.map_or("–".to_string(), |t| format!("{t:.1}"));
     let ratio = |a: f64, b: Option<f64>| b.map_or("–".to_string(), |b| format!("{:.2}", a / b));
-    for q in registry() {
-        let (none, _) = median_ms(rt, q.name, &p, Cache::None);
-        let (fold, rows) = median_ms(rt, q.name, &p, Cache::Fold);
-        let (warm, _) = median_ms(rt, q.name, &p, Cache::Warm);
+    let time = |name: &str, cache: Cache, state: &str| {
+        if measured(state) {
+            median_ms(rt, name, &p, cache)
+        } else {
+            (f64::NAN, 0)
+        }
+    };
+    for q in registry().iter().filter(|q| selected(q.name)) {
+        let (none, _) = time(q.name, Cache::None, "none");
+        let (fold, rows) = time(q.name, Cache::Fold, "fold");
+        let (warm, _) = time(q.name, Cache::Warm, "warm");
         let dp = find(&duck_parts, q.name);
         let dc = find(&duck_copy, q.name);
         println!(
@@ -266,6 +327,9 @@ fn bench(label: &str, events: usize, rt: &tokio::runtime::Runtime) {
         );
     }
     let names: Vec<&str> = registry().iter().map(|q| q.name).collect();
+    if std::env::var("CULLA_BENCH_ONLY").is_ok_and(|o| !o.is_empty()) {
+        return;
+    }
     let all = |cache: Cache| -> f64 {
         let mut t: Vec<f64> = (0..runs())
             .map(|_| {
@@ -307,12 +371,56 @@ fn count_files(dir: &Path) -> usize {
         .sum()
 }
 
+/// `CULLA_BENCH_EXPLAIN=VIEW`: prints DataFusion's `EXPLAIN ANALYZE` of one projection
+/// folded afresh over the consolidated copy (the projections as plain views), to see
+/// where a fresh fold spends its time.
+fn explain(rt: &tokio::runtime::Runtime, data: &Path, view: &str) {
+    rt.block_on(async {
+        let _lock = culla_transform::read_lock(data).expect("lock");
+        let ctx = culla_transform::new_context();
+        culla_transform::register_tables(&ctx, data)
+            .await
+            .expect("tables");
+        let opts = culla_transform::ProjectionOptions::default();
+        let scope = culla_transform::resolve_scope(&ctx, &opts)
+            .await
+            .expect("scope");
+        for (name, body) in culla_transform::rendered_projections(&opts, &scope) {
+            let df = ctx.sql(&body).await.expect("projection plans");
+            ctx.register_table(name, df.into_view())
+                .expect("view registered");
+        }
+        // `@FILE`: any SQL (e.g. a projection being rewritten) over the same views.
+        let sql = match view.strip_prefix('@') {
+            Some(file) => std::fs::read_to_string(file).expect("SQL file readable"),
+            None => format!("SELECT * FROM {view}"),
+        };
+        let s = Instant::now();
+        let batches = ctx
+            .sql(&format!("EXPLAIN ANALYZE {sql}"))
+            .await
+            .expect("plans")
+            .collect()
+            .await
+            .expect("runs");
+        println!(
+            "{}",
+            datafusion::arrow::util::pretty::pretty_format_batches(&batches).expect("printable")
+        );
+        eprintln!("{view}: {:.1} ms", s.elapsed().as_secs_f64() * 1000.0);
+    });
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    bench("one year (15,000 contacts)", 15_000 * 7, &rt);
+    // `CULLA_BENCH_SMALL=0` skips the one-year set; `CULLA_BENCH_DATA=DIR` keeps the
+    // large set in DIR (made on the first run, reused after) for profiling runs.
+    if std::env::var("CULLA_BENCH_SMALL").map_or(true, |v| v != "0") {
+        bench("one year (15,000 contacts)", 15_000 * 7, None, &rt);
+    }
     // The large set: `CULLA_BENCH_RUNS` runs per figure (default 3; 1 keeps a 10M run short).
     let runs = std::env::var("CULLA_BENCH_RUNS")
         .ok()
@@ -323,5 +431,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    bench("scaled", big, &rt);
+    let keep = std::env::var_os("CULLA_BENCH_DATA").map(std::path::PathBuf::from);
+    if let (Some(data), Ok(view)) = (&keep, std::env::var("CULLA_BENCH_EXPLAIN")) {
+        explain(&rt, data, &view);
+        return;
+    }
+    bench("scaled", big, keep.as_deref(), &rt);
 }

@@ -4,15 +4,19 @@
 -- family in the previous 30 days) and `third_within_30d` (this contact and the two
 -- before it fall within 30 days: the family has three or more contacts within 30 days).
 -- `contacts` is this view restricted to the period.
+-- The received instant, local time and date are folded once (received_at and
+-- received_date are derived from them exactly: `at` is `at_us` as a timestamp, the
+-- `event_date` of an event is the date of its `at_local`). The family's earlier contacts
+-- are read with lag() over every contact ordered by family, then time: the same as a
+-- window partitioned by family (a row's neighbour only counts when it is the same
+-- family's), and much cheaper in DataFusion than one window partition per family.
 -- Parameters: {{to}}.
 WITH c AS (
   SELECT
     source,
     contact_id,
     min(CASE WHEN type IN ('call.received', 'chat.opened') THEN at_us END) AS received_us,
-    min(CASE WHEN type IN ('call.received', 'chat.opened') THEN at END) AS received_at,
     min(CASE WHEN type IN ('call.received', 'chat.opened') THEN at_local END) AS received_local,
-    min(CASE WHEN type IN ('call.received', 'chat.opened') THEN event_date END) AS received_date,
     min(CASE WHEN type IN ('call.received', 'chat.opened') THEN family END) AS family,
     min(CASE WHEN type = 'call.received' THEN 'phone' WHEN type = 'chat.opened' THEN channel END) AS channel,
     bool_or(type = 'call.answered') AS has_answer,
@@ -25,6 +29,24 @@ WITH c AS (
   WHERE type IN ('call.received', 'call.answered', 'call.abandoned', 'call.ended',
                  'chat.opened', 'referral.created')
   GROUP BY source, contact_id
+),
+d AS (
+  SELECT
+    *,
+    arrow_cast(received_us, 'Timestamp(Microsecond, Some("UTC"))') AS received_at,
+    CAST(CAST(received_local AS DATE) AS VARCHAR) AS received_date
+  FROM c
+  WHERE received_us IS NOT NULL
+),
+o AS (
+  SELECT
+    *,
+    lag(family, 1) OVER (ORDER BY family, received_us, contact_id) AS family_1,
+    lag(received_us, 1) OVER (ORDER BY family, received_us, contact_id) AS received_us_1,
+    lag(family, 2) OVER (ORDER BY family, received_us, contact_id) AS family_2,
+    lag(received_us, 2) OVER (ORDER BY family, received_us, contact_id) AS received_us_2
+  FROM d
+  WHERE received_date <= '{{to}}'
 )
 SELECT
   contact_id,
@@ -42,9 +64,6 @@ SELECT
   duration_s,
   referrals,
   referrals > 0 AS escalated,
-  coalesce(received_us - lag(received_us, 1) OVER (PARTITION BY family ORDER BY received_us, contact_id)
-           <= 2592000000000, false) AS repeat_contact,
-  coalesce(received_us - lag(received_us, 2) OVER (PARTITION BY family ORDER BY received_us, contact_id)
-           <= 2592000000000, false) AS third_within_30d
-FROM c
-WHERE received_us IS NOT NULL AND received_date <= '{{to}}'
+  coalesce((family_1 IS NOT DISTINCT FROM family) AND received_us - received_us_1 <= 2592000000000, false) AS repeat_contact,
+  coalesce((family_2 IS NOT DISTINCT FROM family) AND received_us - received_us_2 <= 2592000000000, false) AS third_within_30d
+FROM o

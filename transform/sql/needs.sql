@@ -10,15 +10,19 @@
 --     latest appointment missed -> unmet 'missed_appointment'; else open;
 --  4. a need with no referral and no unmet first-level outcome is met.
 -- stage and territory come from the family's profile as of the end of the period.
+-- A need's latest version is the last of its rows ordered by need_id, then (at, offset):
+-- the row whose next row is another need's (or that is the last row of all). One ordered
+-- window over every need is much cheaper in DataFusion than one partition per need.
 -- Parameters: {{from}}, {{to}}.
 WITH nr AS (
   SELECT * FROM (
     SELECT
       need_id, source, contact_id, family, category, outcome, resource, at, at_local, event_date,
-      row_number() OVER (PARTITION BY need_id ORDER BY at_us DESC, "offset" DESC) AS rn
+      lead(need_id) OVER (ORDER BY need_id, at_us, "offset") AS next_need_id,
+      lead(at_us) OVER (ORDER BY need_id, at_us, "offset") AS next_at_us
     FROM scoped_events
     WHERE type = 'need.recorded'
-  ) WHERE rn = 1
+  ) WHERE (next_need_id IS DISTINCT FROM need_id) OR next_at_us IS NULL
 ),
 link AS (
   SELECT referral_id, created_us, unnest(need_ids) AS need_id

@@ -9,17 +9,19 @@
 -- - closing: the latest referral.closed (its outcome);
 -- - no_callback: still open, never reached, and more than the callback target has
 --   passed between referral.created and the as-of instant.
--- A referral.created seen twice keeps its latest version.
+-- A referral.created seen twice keeps its latest version (by at, then offset): the last
+-- of its rows ordered by referral_id, then time (one ordered window, as in `needs`).
 -- Parameters: {{as_of_us}}, {{target_us}} (callback target in microseconds).
 WITH rc AS (
   SELECT * FROM (
     SELECT
       referral_id, source, contact_id, family, at, at_us, at_local, event_date,
       need_ids, referred_to, urgency,
-      row_number() OVER (PARTITION BY referral_id ORDER BY at_us DESC, "offset" DESC) AS rn
+      lead(referral_id) OVER (ORDER BY referral_id, at_us, "offset") AS next_referral_id,
+      lead(at_us) OVER (ORDER BY referral_id, at_us, "offset") AS next_at_us
     FROM scoped_events
     WHERE type = 'referral.created'
-  ) WHERE rn = 1
+  ) WHERE (next_referral_id IS DISTINCT FROM referral_id) OR next_at_us IS NULL
 ),
 cb AS (
   SELECT
