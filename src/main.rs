@@ -49,8 +49,16 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    culla_ingest::memory::return_freed_memory_promptly();
     let cli = Cli::parse();
+    // Long runs that free a commit's worth of rows at a time (ingest, compaction, the
+    // demo, the server) return freed memory promptly; a question or a report is short,
+    // and faster with mimalloc's default delay (docs/bench-queries.md, session 9).
+    if !matches!(
+        cli.command,
+        Command::Query(_) | Command::Sql(_) | Command::Report(_) | Command::Survey(_)
+    ) {
+        culla_ingest::memory::return_freed_memory_promptly();
+    }
     init_logs(&cli.log);
     let result = match cli.command {
         Command::Demo(a) => cmd::demo::run(a),

@@ -10,6 +10,11 @@ use culla_dashboards::i18n::Lang;
 use culla_dashboards::report::{ReportOptions, generate};
 use std::time::Instant;
 
+/// The same allocator and setting as `culla report` (mimalloc, its default purge delay),
+/// so the figures are what users run.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let year: i32 = std::env::var("CULLA_BENCH_YEAR")
         .ok()

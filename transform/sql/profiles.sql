@@ -51,8 +51,8 @@ p AS (
   SELECT
     family,
     CASE WHEN substr(comune_v, 1, 1) = 'v' THEN substr(comune_v, 2) END AS comune,
-    CASE WHEN substr(nil_v, 1, 1) = 'v' THEN substr(nil_v, 2) END AS nil,
-    CASE WHEN substr(municipio_v, 1, 1) = 'v' THEN substr(municipio_v, 2) END AS municipio_reported,
+    CASE WHEN substr(nil_v, 1, 1) = 'v' THEN CAST(substr(nil_v, 2) AS INT) END AS nil,
+    CASE WHEN substr(municipio_v, 1, 1) = 'v' THEN CAST(substr(municipio_v, 2) AS INT) END AS municipio_reported,
     substr(stage_k, 13) AS stage,
     first_child_k % 2 = 1 AS first_child,
     single_parent_k % 2 = 1 AS single_parent,
