@@ -75,6 +75,9 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => cmd::report::run_serve(a),
         Command::Survey(a) => cmd::report::run_survey(a),
     };
+    // Projections persisted for the next question are written in the background: let
+    // them finish (the answer is already out).
+    culla_transform::cache::wait_for_writes();
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -366,6 +366,31 @@ fn every_query_matches_an_independent_implementation() {
             .map(|h| h.join().expect("query thread"))
             .collect()
     });
+    // Each `culla query` wrote the projections it persists before it exited (in the
+    // background, after its answer): complete files, no temporary file left behind.
+    let persisted: Vec<std::path::PathBuf> = std::fs::read_dir(data.join("_culla/cache"))
+        .expect("culla query made its read cache")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("projections-"))
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(persisted.len(), 1, "one option set: {persisted:?}");
+    let mut files: Vec<String> = std::fs::read_dir(&persisted[0])
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "contacts.parquet",
+            "families.parquet",
+            "needs.parquet",
+            "referrals.parquet"
+        ],
+        "persisted projections"
+    );
     for (name, keys, got) in &answers {
         let want = expected["queries"][*name]
             .as_array()

@@ -140,6 +140,8 @@ async fn caches_never_change_an_answer() {
     // Cold: the copy is made, the projections persisted.
     let want = direct(&p, &opts).await;
     assert_same("cold", &cached(&p, &opts).await, &want);
+    // The projections are written in the background, and are complete once waited for.
+    culla_transform::cache::wait_for_writes();
     let (copies, projections) = cache_entries(data.path());
     assert_eq!(copies, vec![copy_name(seq2)]);
     assert_eq!(

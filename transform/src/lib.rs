@@ -462,10 +462,13 @@ async fn register_projections_in(
     let scope = resolve_scope_known(ctx, opts, consolidated.and_then(|c| c.max_at_us)).await?;
     let rendered = rendered_projections(opts, &scope);
     let persist_dir = match (data, consolidated) {
-        (Some(data), Some(c)) => Some(cache::projection_dir(
-            &eventcache::cache_dir(data),
-            c.seq,
-            rendered.iter().map(|(_, sql)| sql.as_str()),
+        (Some(data), Some(c)) => Some((
+            cache::projection_dir(
+                &eventcache::cache_dir(data),
+                c.seq,
+                rendered.iter().map(|(_, sql)| sql.as_str()),
+            ),
+            data,
         )),
         _ => None,
     };
@@ -481,11 +484,14 @@ async fn register_projections_in(
             // projection reads only its columns and, by the files' statistics, only the
             // event types it filters on; in memory it would hold every column of the log.
             _ if name == "scoped_events" && consolidated.is_some() => plan.into_view(),
-            Some(dir) if PERSISTED.contains(&name) => Arc::new(cache::MaterializedView::persisted(
-                name,
-                plan,
-                dir.join(format!("{name}.parquet")),
-            )),
+            Some((dir, data)) if PERSISTED.contains(&name) => {
+                Arc::new(cache::MaterializedView::persisted(
+                    name,
+                    plan,
+                    dir.join(format!("{name}.parquet")),
+                    data,
+                ))
+            }
             _ => Arc::new(cache::MaterializedView::new(name, plan)),
         };
         ctx.register_table(name, view)?;

@@ -13,9 +13,8 @@ async fn projection_columns_have_the_types_of_the_event_fields_they_carry() {
     let opts = culla_transform::ProjectionOptions::default();
     let ctx = culla_transform::open(dir.path(), &opts).await.unwrap();
     let events = events_table_schema();
-    let event_type = |name: &str| -> DataType {
-        events.field_with_name(name).unwrap().data_type().clone()
-    };
+    let event_type =
+        |name: &str| -> DataType { events.field_with_name(name).unwrap().data_type().clone() };
     // Columns carried under another name.
     let renamed = [
         ("received_at", "at"),
@@ -47,7 +46,12 @@ async fn projection_columns_have_the_types_of_the_event_fields_they_carry() {
                 .iter()
                 .find(|(n, _)| n == f.name())
                 .map(|(_, e)| *e)
-                .or_else(|| events.field_with_name(f.name()).ok().map(|_| f.name().as_str()));
+                .or_else(|| {
+                    events
+                        .field_with_name(f.name())
+                        .ok()
+                        .map(|_| f.name().as_str())
+                });
             if let Some(source) = source {
                 assert_eq!(
                     f.data_type(),
@@ -61,7 +65,11 @@ async fn projection_columns_have_the_types_of_the_event_fields_they_carry() {
     }
     // nil and municipio in five projections, the flags in two, the instants: dozens.
     assert!(checked >= 40, "only {checked} columns checked");
-    for (view, col) in [("profiles", "nil"), ("families", "municipio"), ("needs", "nil")] {
+    for (view, col) in [
+        ("profiles", "nil"),
+        ("families", "municipio"),
+        ("needs", "nil"),
+    ] {
         let schema = ctx.table(view).await.unwrap().schema().as_arrow().clone();
         assert_eq!(
             schema.field_with_name(col).unwrap().data_type(),
