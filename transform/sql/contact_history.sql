@@ -34,7 +34,7 @@ d AS (
   SELECT
     *,
     arrow_cast(received_us, 'Timestamp(Microsecond, Some("UTC"))') AS received_at,
-    to_char(received_local, '%Y-%m-%d') AS received_date
+    CAST(CAST(received_local AS DATE) AS VARCHAR) AS received_date
   FROM c
   WHERE received_us IS NOT NULL
 ),

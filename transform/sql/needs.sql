@@ -48,7 +48,7 @@ j AS (
     nr.at AS recorded_at,
     nr.at_local AS recorded_local,
     nr.event_date AS recorded_date,
-    to_char(nr.at_local, '%Y-%m') AS month,
+    substr(nr.event_date, 1, 7) AS month,
     lr.referral_id,
     coalesce(lr.referrals, 0) AS referrals,
     r.closing_outcome,

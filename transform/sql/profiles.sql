@@ -4,28 +4,41 @@
 -- comes whole from the latest profile that carried a territory, so a family that moved
 -- never mixes two addresses. A Milan NIL without a Municipio gets the NIL's Municipio
 -- from the reference table `nil`.
--- "Latest" is by (at, offset). Rather than ordered last_value aggregates (slow in
--- DataFusion on strings and booleans), each event gets its rank `rn` in that order,
--- and each field the greatest of a key that sorts by rank and carries the value: an
--- integer rn * 2 + flag for the flags, the rank zero-padded to 12 digits followed by
--- the value for strings (territory: its three fields behind one key, each marked 'v'
--- value or 'n' null and separated by the unit separator, chr(31), which no code holds).
--- Parameters: {{to}} (last local date of the period).
-WITH e AS (
+-- "Latest" is by (at, offset), the order of `profile_events`. Most families were
+-- profiled once: their one event is their profile as it is. The others are folded:
+-- each field takes the greatest of a key that sorts by the event's rank `rn` and
+-- carries the value (rather than ordered last_value aggregates, slow in DataFusion on
+-- strings and booleans): an integer rn * 2 + flag for the flags, the rank zero-padded
+-- to 12 digits followed by the value for strings (territory: its three fields behind
+-- one key, each marked 'v' value or 'n' null and separated by the unit separator,
+-- chr(31), which no code holds).
+-- Parameters: none (the period end is applied by `profile_events`).
+WITH single AS (
   SELECT
-    family, has_territory, comune, nil, municipio, stage, language, first_child,
-    single_parent, family_network, interpreter_needed, arrived_last_2y, has_pediatrician, at,
-    row_number() OVER (ORDER BY at_us, "offset") AS rn
-  FROM scoped_events
-  WHERE type = 'family.profiled' AND event_date <= '{{to}}'
+    family,
+    CASE WHEN has_territory THEN comune END AS comune,
+    CASE WHEN has_territory THEN nil END AS nil,
+    CASE WHEN has_territory THEN municipio END AS municipio_reported,
+    stage,
+    first_child,
+    single_parent,
+    family_network,
+    language,
+    interpreter_needed,
+    arrived_last_2y,
+    has_pediatrician,
+    at AS profiled_at,
+    CAST(1 AS BIGINT) AS profiles
+  FROM profile_events
+  WHERE only_profile
 ),
 g AS (
   SELECT
     family,
     max(CASE WHEN has_territory THEN lpad(CAST(rn AS VARCHAR), 12, '0')
           || coalesce('v' || comune, 'n') || chr(31)
-          || coalesce('v' || nil, 'n') || chr(31)
-          || coalesce('v' || municipio, 'n') END) AS territory_k,
+          || coalesce('v' || CAST(nil AS VARCHAR), 'n') || chr(31)
+          || coalesce('v' || CAST(municipio AS VARCHAR), 'n') END) AS territory_k,
     max(lpad(CAST(rn AS VARCHAR), 12, '0') || stage) AS stage_k,
     max(lpad(CAST(rn AS VARCHAR), 12, '0') || language) AS language_k,
     max(rn * 2 + CAST(first_child AS BIGINT)) AS first_child_k,
@@ -36,7 +49,8 @@ g AS (
     max(rn * 2 + CAST(has_pediatrician AS BIGINT)) AS has_pediatrician_k,
     max(at) AS profiled_at,
     count(*) AS profiles
-  FROM e
+  FROM profile_events
+  WHERE NOT only_profile
   GROUP BY family
 ),
 t AS (
@@ -47,7 +61,7 @@ t AS (
     split_part(territory_k, chr(31), 3) AS municipio_v
   FROM g
 ),
-p AS (
+multi AS (
   SELECT
     family,
     CASE WHEN substr(comune_v, 1, 1) = 'v' THEN substr(comune_v, 2) END AS comune,
@@ -64,6 +78,11 @@ p AS (
     profiled_at,
     profiles
   FROM t
+),
+p AS (
+  SELECT * FROM single
+  UNION ALL
+  SELECT * FROM multi
 )
 SELECT
   p.family,

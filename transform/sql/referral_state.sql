@@ -82,7 +82,7 @@ SELECT
   rc.at_us AS created_us,
   rc.at_local AS created_local,
   rc.event_date AS created_date,
-  to_char(rc.at_local, '%Y-%m') AS month,
+  substr(rc.event_date, 1, 7) AS month,
   rc.referred_to,
   rc.urgency,
   rc.need_ids,

@@ -15,7 +15,8 @@
 //!   appointments and closing;
 //! - `families`: one row per family in contact in the period, with its merged profile,
 //!   isolation-risk flags, score and `high_risk`;
-//! - helpers `scoped_events`, `profiles`, `contact_history`, `referral_state`.
+//! - helpers `scoped_events`, `profile_events`, `profiles`, `contact_history`,
+//!   `referral_state`.
 //!
 //! The projections are SQL files (`transform/sql/*.sql`, embedded) rendered with the
 //! period and options: DataFusion does all the heavy lifting. Readers must hold
@@ -116,6 +117,7 @@ pub struct Scope {
 /// The projection SQL files, in dependency order: (view name, SQL text).
 pub const PROJECTIONS: &[(&str, &str)] = &[
     ("scoped_events", include_str!("../sql/scoped_events.sql")),
+    ("profile_events", include_str!("../sql/profile_events.sql")),
     ("profiles", include_str!("../sql/profiles.sql")),
     (
         "contact_history",
@@ -215,9 +217,12 @@ pub fn sql_string(s: &str) -> String {
 
 /// A new session with culla's settings and SQL functions, and no table.
 pub fn new_context() -> SessionContext {
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_information_schema(true)
         .with_collect_statistics(true);
+    // `CAST(x AS VARCHAR)` gives Utf8, the type of every string column culla stores, so
+    // a value that goes through a cast keeps the type of the column it came from.
+    config.options_mut().sql_parser.map_string_types_to_utf8view = false;
     let ctx = SessionContext::new_with_config(config);
     for udf in stats::udfs() {
         ctx.register_udf(udf);
