@@ -32,15 +32,20 @@ WITH single AS (
   FROM profile_events
   WHERE only_profile
 ),
+m AS (
+  SELECT *, lpad(CAST(rn AS VARCHAR), 12, '0') AS k
+  FROM profile_events
+  WHERE NOT only_profile
+),
 g AS (
   SELECT
     family,
-    max(CASE WHEN has_territory THEN lpad(CAST(rn AS VARCHAR), 12, '0')
+    max(CASE WHEN has_territory THEN k
           || coalesce('v' || comune, 'n') || chr(31)
           || coalesce('v' || CAST(nil AS VARCHAR), 'n') || chr(31)
           || coalesce('v' || CAST(municipio AS VARCHAR), 'n') END) AS territory_k,
-    max(lpad(CAST(rn AS VARCHAR), 12, '0') || stage) AS stage_k,
-    max(lpad(CAST(rn AS VARCHAR), 12, '0') || language) AS language_k,
+    max(k || stage) AS stage_k,
+    max(k || language) AS language_k,
     max(rn * 2 + CAST(first_child AS BIGINT)) AS first_child_k,
     max(rn * 2 + CAST(single_parent AS BIGINT)) AS single_parent_k,
     max(rn * 2 + CAST(family_network AS BIGINT)) AS family_network_k,
@@ -49,8 +54,7 @@ g AS (
     max(rn * 2 + CAST(has_pediatrician AS BIGINT)) AS has_pediatrician_k,
     max(at) AS profiled_at,
     count(*) AS profiles
-  FROM profile_events
-  WHERE NOT only_profile
+  FROM m
   GROUP BY family
 ),
 t AS (

@@ -231,7 +231,15 @@ impl MaterializedView {
                     Some(b) => b,
                     None => {
                         let physical = state.create_physical_plan(&self.plan).await?;
-                        let b = collect(physical, state.task_ctx()).await?;
+                        // The view's schema (every column nullable) on the rows once, for
+                        // both the file and the session.
+                        let b = collect(physical, state.task_ctx())
+                            .await?
+                            .into_iter()
+                            .map(|b| {
+                                RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())
+                            })
+                            .collect::<std::result::Result<Vec<_>, _>>()?;
                         self.store(&b);
                         b
                     }
@@ -244,7 +252,6 @@ impl MaterializedView {
                     if b.num_rows() == 0 {
                         continue;
                     }
-                    let b = RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())?;
                     split[i % parts].push(b);
                 }
                 tracing::debug!(
@@ -260,8 +267,8 @@ impl MaterializedView {
     }
 }
 
-/// Writes `batches` to `path` through a temporary file in the same directory, renamed
-/// into place once complete.
+/// Writes `batches` (with the view's schema `schema`) to `path` through a temporary file
+/// in the same directory, renamed into place once complete.
 fn write_file(
     name: &str,
     schema: &SchemaRef,
@@ -276,9 +283,7 @@ fn write_file(
     let mut w = ArrowWriter::try_new(std::io::BufWriter::new(file), schema.clone(), Some(props))
         .map_err(|e| e.to_string())?;
     for b in batches {
-        let b = RecordBatch::try_new(schema.clone(), b.columns().to_vec())
-            .map_err(|e| e.to_string())?;
-        w.write(&b).map_err(|e| e.to_string())?;
+        w.write(b).map_err(|e| e.to_string())?;
     }
     w.close().map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, path).map_err(|e| {
