@@ -141,4 +141,11 @@ print(n, secs)
         ),
         None => println!("| DuckDB | not run (set CULLA_PYTHON to a Python with duckdb) | | | | |"),
     }
+    println!();
+    println!(
+        "ingest's CPU: {:.2} s user + {:.2} s system = {:.2} s",
+        r.cpu_user,
+        r.cpu_sys,
+        r.cpu_user + r.cpu_sys
+    );
 }

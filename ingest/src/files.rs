@@ -5,7 +5,8 @@
 //! place. A writer holds an exclusive lock on `_culla/staging/<writer id>.lock` while it
 //! lives, so recovery can tell a dead writer's orphans (deleted) from a live writer's
 //! files in progress (left alone). The Parquet settings are chosen for the tools
-//! analysts use (DuckDB, pandas, Power BI): plain zstd (level 1, on the bulky columns),
+//! analysts use (DuckDB, pandas, Power BI): plain zstd (level 1, on the bulky columns;
+//! in a small freshly ingested file only on those with enough data to pay for it),
 //! ~128k-row row groups, statistics on, Parquet 1.0 encodings, `at` as INT64
 //! `TIMESTAMP(MICROS, isAdjustedToUTC=true)`. fsync is the slowest step on ordinary
 //! disks, so a commit's many files and directories are synced concurrently
@@ -15,7 +16,7 @@ use crate::error::io_err;
 use crate::{Error, Result};
 use culla_schemas::layout::{self, Commit, DataDir, FileEntry, Snapshot};
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -54,6 +55,16 @@ const COMPRESSED_COLUMNS: &[&str] = &[
     "detail",
 ];
 
+/// Smallest column chunk, in bytes of Arrow data (about its plain-encoded size), that a
+/// freshly ingested file compresses. Every compressed column chunk gets its own zstd
+/// compressor and decompressor, and creating each runs `cpuid`, which a virtual machine
+/// traps: on the reference machine that cost as much CPU as the compression itself (12 %
+/// of an ingest run against 11 %, docs/bench-ingest-kafka.md, session 10). Ingest's
+/// files hold one commit's events of one source and day (hundreds of rows), so only
+/// their bulky columns pass this; `culla compact` rewrites them into large files with
+/// every bulky column compressed.
+pub const MIN_COMPRESSED_CHUNK_BYTES: usize = 16 * 1024;
+
 /// The writer settings of every culla Parquet file.
 pub fn writer_properties() -> WriterProperties {
     writer_properties_for(None)
@@ -64,14 +75,23 @@ pub fn writer_properties() -> WriterProperties {
 pub fn writer_properties_for(
     schema: Option<&datafusion::arrow::datatypes::Schema>,
 ) -> WriterProperties {
+    writer_properties_except(schema, |_| false)
+}
+
+/// [`writer_properties_for`], but the columns for which `small` is true are stored
+/// uncompressed.
+fn writer_properties_except(
+    schema: Option<&datafusion::arrow::datatypes::Schema>,
+    small: impl Fn(usize) -> bool,
+) -> WriterProperties {
     let mut b = layout::parquet_writer_properties()
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page);
     if let Some(schema) = schema {
-        for f in schema.fields() {
+        for (i, f) in schema.fields().iter().enumerate() {
             let name = f.name().as_str();
             let path = ColumnPath::from(name);
-            if !COMPRESSED_COLUMNS.contains(&name) {
+            if !COMPRESSED_COLUMNS.contains(&name) || small(i) {
                 b = b.set_column_compression(path.clone(), Compression::UNCOMPRESSED);
             }
             if UNIQUE_COLUMNS.contains(&name) {
@@ -83,6 +103,26 @@ pub fn writer_properties_for(
         }
     }
     b.build()
+}
+
+/// The writer settings of a file holding just `batches` (all of `schema`): those of
+/// [`writer_properties_for`], with the columns under [`MIN_COMPRESSED_CHUNK_BYTES`] of
+/// data stored uncompressed.
+pub fn writer_properties_for_batches(schema: &Schema, batches: &[RecordBatch]) -> WriterProperties {
+    let bytes: Vec<usize> = (0..schema.fields().len())
+        .map(|i| {
+            batches
+                .iter()
+                .filter_map(|b| b.columns().get(i))
+                .map(|c| c.to_data().get_slice_memory_size().unwrap_or(usize::MAX))
+                .sum()
+        })
+        .collect();
+    writer_properties_except(Some(schema), |i| {
+        bytes
+            .get(i)
+            .is_some_and(|&n| n < MIN_COMPRESSED_CHUNK_BYTES)
+    })
 }
 
 /// Writes `batches` (all of `schema`) as one Parquet file at `path`, fsynced; returns its size.
@@ -109,7 +149,7 @@ pub fn write_parquet_unsynced(
         path: path.to_path_buf(),
         source,
     };
-    let props = writer_properties_for(Some(&schema));
+    let props = writer_properties_for_batches(&schema, batches);
     let mut w = ArrowWriter::try_new(
         std::io::BufWriter::with_capacity(1 << 20, file),
         schema,
@@ -423,4 +463,57 @@ pub fn hive_value(v: &str) -> String {
         out.replace_range(0..1, "%2E");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field};
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    use std::sync::Arc;
+
+    /// The codec of each column chunk of the file `rows` rows of `raw` (300 bytes each),
+    /// `event_id` (36) and `offset` (8) are written to.
+    fn codecs(rows: usize) -> Vec<(String, Compression)> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("raw", DataType::Utf8, false),
+            Field::new("event_id", DataType::Utf8, false),
+            Field::new("offset", DataType::Int64, false),
+        ]));
+        let raw: StringArray = (0..rows).map(|i| Some(format!("{i:0>300}"))).collect();
+        let ids: StringArray = (0..rows)
+            .map(|i| Some(format!("00000000-0000-4000-8000-{i:012x}")))
+            .collect();
+        let offsets = Int64Array::from_iter_values(0..rows as i64);
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(raw), Arc::new(ids), Arc::new(offsets)],
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.parquet");
+        write_parquet(&path, schema, &[batch]).unwrap();
+        let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        let rg = reader.metadata().row_group(0);
+        rg.columns()
+            .iter()
+            .map(|c| (c.column_path().string(), c.compression()))
+            .collect()
+    }
+
+    #[test]
+    fn small_chunks_are_stored_plain_and_bulky_ones_compressed() {
+        let zstd = |c: &Compression| matches!(c, Compression::ZSTD(_));
+        // 100 rows: raw holds 30,000 bytes (over the 16 KiB bar), event_id 3,600 plus
+        // offsets, offset 800: only raw is worth a compression context.
+        let small = codecs(100);
+        assert!(zstd(&small[0].1), "{small:?}");
+        assert_eq!(small[1].1, Compression::UNCOMPRESSED, "{small:?}");
+        assert_eq!(small[2].1, Compression::UNCOMPRESSED, "{small:?}");
+        // 5,000 rows: offset holds 40,000 bytes, event_id 180,000: all three compressed,
+        // as in the large files `culla compact` writes.
+        let large = codecs(5_000);
+        assert!(large.iter().all(|(_, c)| zstd(c)), "{large:?}");
+    }
 }

@@ -121,11 +121,35 @@ pub fn simulated(want: usize) -> Simulated {
     }
 }
 
-/// In the child: prints its result line (messages read, seconds, peak RSS, files).
+/// This process's CPU seconds so far, user and system (`/proc/self/stat`, in the kernel's
+/// fixed 100 ticks a second): far steadier than wall time on a shared machine.
+pub fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start at field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|x| x.parse::<f64>().unwrap_or(f64::NAN) / 100.0)
+        .collect();
+    (
+        f.first().copied().unwrap_or(f64::NAN),
+        f.get(1).copied().unwrap_or(f64::NAN),
+    )
+}
+
+/// In the child: prints its result line (messages read, seconds, peak RSS, files, CPU
+/// seconds in user and system mode).
 pub fn report_child(s: &IngestSummary, secs: f64) {
     let n = s.events + s.duplicates + s.dead_letter_total();
-    eprintln!("ingest: {s}");
-    println!("{RESULT} {n} {secs} {} {}", vm_hwm_mb(), s.files);
+    let (user, sys) = cpu_seconds();
+    eprintln!("ingest: {s}; CPU {user:.2} s user, {sys:.2} s system");
+    println!(
+        "{RESULT} {n} {secs} {} {} {user} {sys}",
+        vm_hwm_mb(),
+        s.files
+    );
 }
 
 /// What the ingest child reported.
@@ -138,6 +162,10 @@ pub struct ChildResult {
     pub rss: f64,
     /// Files written.
     pub files: f64,
+    /// CPU seconds the child spent in user mode.
+    pub cpu_user: f64,
+    /// CPU seconds the child spent in the kernel.
+    pub cpu_sys: f64,
 }
 
 /// Runs this bench binary again with `key=value` in its environment (the child mode)
@@ -163,5 +191,7 @@ pub fn run_child(key: &str, value: impl AsRef<std::ffi::OsStr>) -> ChildResult {
         secs: f[1],
         rss: f[2],
         files: f[3],
+        cpu_user: f[4],
+        cpu_sys: f[5],
     }
 }
