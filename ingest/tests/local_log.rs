@@ -15,7 +15,8 @@ use culla_ingest::produce::produce;
 use culla_ingest::recovery::recover;
 use culla_schemas::layout::{DataDir, Snapshot, TABLE_DEAD_LETTERS, TABLE_EVENTS};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 /// A valid event line with id number `i`, on day `day` (0..3) of March 2024, source by parity.
@@ -400,6 +401,11 @@ fn two_paces(dir: &DataDir) -> usize {
 }
 
 fn ingest_paced(dir: &DataDir, pace: bool) -> IngestSummary {
+    ingest_paced_until(dir, pace, &AtomicBool::new(false))
+}
+
+/// [`ingest_paced`], stopping (committing what it read) once `stop` is set.
+fn ingest_paced_until(dir: &DataDir, pace: bool, stop: &AtomicBool) -> IngestSummary {
     let topics: Vec<String> = ["calls", "chats"].map(String::from).to_vec();
     let mut src =
         LocalLogSource::open(dir.log_dir(), &topics, pipeline::start_offsets(dir, "log")).unwrap();
@@ -411,7 +417,7 @@ fn ingest_paced(dir: &DataDir, pace: bool) -> IngestSummary {
         pace: Some(pace),
         ..IngestOptions::default()
     };
-    pipeline::run(&mut src, dir, &opts, &AtomicBool::new(false)).unwrap()
+    pipeline::run(&mut src, dir, &opts, stop).unwrap()
 }
 
 #[test]
@@ -452,7 +458,26 @@ fn a_partition_far_behind_in_event_time_never_stalls_ingest() {
             .unwrap();
     }
     drop(sink); // flushes the log
-    let s = ingest_paced(&dir, true);
+    // A stall would otherwise hang until the test runner's timeout: a watchdog stops
+    // ingest after 60 s (it takes well under a second), which then commits what it read
+    // and fails the count below.
+    let stop = AtomicBool::new(false);
+    let s = std::thread::scope(|scope| {
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let stop = &stop;
+        scope.spawn(move || {
+            if let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(Duration::from_secs(60)) {
+                stop.store(true, Ordering::SeqCst);
+            }
+        });
+        let s = ingest_paced_until(&dir, true, stop);
+        drop(done);
+        s
+    });
+    assert!(
+        !stop.load(Ordering::SeqCst),
+        "ingest stalled: stopped after 60 s with {s}"
+    );
     assert_eq!(s.events, 800, "{s}");
     assert_eq!(ids_once(&dir).len(), 800);
 }
