@@ -58,8 +58,8 @@ const COMPRESSED_COLUMNS: &[&str] = &[
 /// Smallest column chunk, in bytes of Arrow data (about its plain-encoded size), that a
 /// freshly ingested file compresses. Every compressed column chunk gets its own zstd
 /// compressor and decompressor, and creating each runs `cpuid`, which a virtual machine
-/// traps: on the reference machine that cost as much CPU as the compression itself (12 %
-/// of an ingest run against 11 %, docs/bench-ingest-kafka.md, session 10). Ingest's
+/// traps: on the reference machine creating them took as much CPU as compressing (12 %
+/// of an ingest run's CPU samples against 11 %, docs/bench-ingest-kafka.md, session 10). Ingest's
 /// files hold one commit's events of one source and day (hundreds of rows), so only
 /// their bulky columns pass this; `culla compact` rewrites them into large files with
 /// every bulky column compressed.
