@@ -58,6 +58,7 @@ fn child(spec: &str) {
         it.next().expect("dir"),
     );
     let dir = DataDir::new(dir);
+    common::init_logs();
     let t = Instant::now();
     let mut src = KafkaSource::new(KafkaSourceConfig {
         brokers: brokers.to_string(),

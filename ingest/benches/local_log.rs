@@ -31,6 +31,7 @@ const CHILD: &str = "CULLA_BENCH_CHILD_DIR";
 
 fn child(dir: &str) {
     let dir = DataDir::new(dir);
+    common::init_logs();
     let topics: Vec<String> = ["calls", "chats", "referrals"].map(String::from).to_vec();
     let t = Instant::now();
     let mut src =

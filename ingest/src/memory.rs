@@ -45,6 +45,20 @@ pub fn purge_delay_ms() -> c_long {
     unsafe { ffi::mi_option_get(MI_OPTION_PURGE_DELAY) }
 }
 
+/// This process's resident memory in MB (`VmRSS` of `/proc/self/status`), for logs;
+/// `None` where that file does not exist.
+pub fn resident_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +70,13 @@ mod tests {
         assert_eq!(purge_delay_ms(), 1000);
         return_freed_memory_promptly();
         assert_eq!(purge_delay_ms(), PURGE_DELAY_MS);
+    }
+
+    #[test]
+    fn resident_memory_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            let mb = resident_mb().expect("VmRSS on Linux");
+            assert!(mb > 0.0 && mb < 1e6, "{mb}");
+        }
     }
 }

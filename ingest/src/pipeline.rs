@@ -827,7 +827,14 @@ impl<'a> Writer<'a> {
             }
         }
         self.reset_pending();
-        tracing::debug!(seq = commit.seq, files = commit.add.len(), "committed");
+        tracing::debug!(
+            seq = commit.seq,
+            files = commit.add.len(),
+            stored_ids = self.ids.stored_len(),
+            id_index_mb = self.ids.heap_bytes() as f64 / 1e6,
+            rss_mb = crate::memory::resident_mb(),
+            "committed"
+        );
         Ok(hints)
     }
 

@@ -121,6 +121,20 @@ pub fn simulated(want: usize) -> Simulated {
     }
 }
 
+/// In the child: logs to stderr what `CULLA_LOG` asks for (a `tracing` filter such as
+/// `culla_ingest=debug`: each commit's files, stored ids, id index and RSS), as `culla`
+/// does; nothing when it is unset.
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("CULLA_LOG") {
+        let filter = tracing_subscriber::EnvFilter::try_new(filter)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+}
+
 /// This process's CPU seconds so far, user and system (`/proc/self/stat`, in the kernel's
 /// fixed 100 ticks a second): far steadier than wall time on a shared machine.
 pub fn cpu_seconds() -> (f64, f64) {
