@@ -48,10 +48,20 @@ pub fn purge_delay_ms() -> c_long {
 /// This process's resident memory in MB (`VmRSS` of `/proc/self/status`), for logs;
 /// `None` where that file does not exist.
 pub fn resident_mb() -> Option<f64> {
+    status_mb("VmRSS:")
+}
+
+/// This process's peak resident memory so far in MB (`VmHWM`), as [`resident_mb`].
+pub fn peak_resident_mb() -> Option<f64> {
+    status_mb("VmHWM:")
+}
+
+/// The value in kB of the `/proc/self/status` line starting with `key`, in MB.
+fn status_mb(key: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .find_map(|l| l.strip_prefix(key))?
         .split_whitespace()
         .next()?
         .parse()

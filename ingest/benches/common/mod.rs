@@ -17,16 +17,7 @@ const RESULT: &str = "bench-result";
 
 /// Peak resident memory of this process (`VmHWM`), in MB.
 pub fn vm_hwm_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+    culla_ingest::memory::peak_resident_mb().unwrap_or(f64::NAN)
 }
 
 /// The allocator setting `culla` runs with (mimalloc's purge delay of 1 ms), unless
