@@ -366,23 +366,45 @@ fn every_query_matches_an_independent_implementation() {
             .map(|h| h.join().expect("query thread"))
             .collect()
     });
-    // Each `culla query` wrote the projections it persists before it exited (in the
-    // background, after its answer): complete files, no temporary file left behind.
-    let persisted: Vec<std::path::PathBuf> = std::fs::read_dir(data.join("_culla/cache"))
+    // `culla ingest` persisted the base projections after its commit, shared by every
+    // period; each `culla query` wrote the option projections it persists before it
+    // exited (in the background, after its answer): complete files, no temporary file
+    // left behind.
+    let mut persisted: Vec<std::path::PathBuf> = std::fs::read_dir(data.join("_culla/cache"))
         .expect("culla query made its read cache")
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("projections-"))
         .map(|e| e.path())
         .collect();
-    assert_eq!(persisted.len(), 1, "one option set: {persisted:?}");
-    let mut files: Vec<String> = std::fs::read_dir(&persisted[0])
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .collect();
-    files.sort();
+    persisted.sort_by_key(|p| !p.to_string_lossy().contains("-base-"));
     assert_eq!(
-        files,
+        persisted.len(),
+        2,
+        "one base, one option set: {persisted:?}"
+    );
+    let listing = |dir: &Path| {
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        files.sort();
+        files
+    };
+    assert!(persisted[0].to_string_lossy().contains("-base-"));
+    assert_eq!(
+        listing(&persisted[0]),
+        [
+            "contact_base.parquet",
+            "family_base.parquet",
+            "need_base.parquet",
+            "profile_base.parquet",
+            "referral_base.parquet"
+        ],
+        "persisted base projections"
+    );
+    assert_eq!(
+        listing(&persisted[1]),
         [
             "contacts.parquet",
             "families.parquet",

@@ -79,21 +79,29 @@ async fn direct(p: &Params, opts: &ProjectionOptions) -> Vec<(String, RecordBatc
     answers(&ctx, &scope, p).await
 }
 
-fn cache_entries(data: &Path) -> (Vec<String>, Vec<PathBuf>) {
+/// The cache's entries: consolidated copies, base-projection directories and
+/// option-projection directories, each sorted.
+fn cache_entries(data: &Path) -> (Vec<String>, Vec<PathBuf>, Vec<PathBuf>) {
     let dir = culla_transform::eventcache::cache_dir(data);
     let mut copies = Vec::new();
-    let mut projections = Vec::new();
+    let mut base = Vec::new();
+    let mut options = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         if name.starts_with("events-") {
             copies.push(name);
+        } else if name.starts_with("projections-") && name.contains("-base-") {
+            base.push(e.path());
+        } else if name.starts_with("projections-") && name.contains("-options-") {
+            options.push(e.path());
         } else if name.starts_with("projections-") {
-            projections.push(e.path());
+            panic!("a projection directory of no layer: {name}");
         }
     }
     copies.sort();
-    projections.sort();
-    (copies, projections)
+    base.sort();
+    options.sort();
+    (copies, base, options)
 }
 
 fn copy_name(seq: u64) -> String {
@@ -142,13 +150,30 @@ async fn caches_never_change_an_answer() {
     assert_same("cold", &cached(&p, &opts).await, &want);
     // The projections are written in the background, and are complete once waited for.
     culla_transform::cache::wait_for_writes();
-    let (copies, projections) = cache_entries(data.path());
+    let (copies, base, projections) = cache_entries(data.path());
     assert_eq!(copies, vec![copy_name(seq2)]);
+    assert_eq!(
+        base.len(),
+        1,
+        "one source and as-of instant, one base directory"
+    );
     assert_eq!(
         projections.len(),
         1,
         "one option set, one projection directory"
     );
+    for view in [
+        "profile_base",
+        "contact_base",
+        "referral_base",
+        "need_base",
+        "family_base",
+    ] {
+        assert!(
+            base[0].join(format!("{view}.parquet")).is_file(),
+            "{view} persisted"
+        );
+    }
     for view in ["contacts", "needs", "referrals", "families"] {
         assert!(
             projections[0].join(format!("{view}.parquet")).is_file(),
@@ -157,7 +182,27 @@ async fn caches_never_change_an_answer() {
     }
     // Warm: read back from the cache.
     assert_same("warm", &cached(&p, &opts).await, &want);
-    // Other options: another projection directory, right answers too.
+    // Another period and thresholds: new option projections over the same base ones (a
+    // period ending mid-year refolds the profiles of families profiled again later).
+    let p_half = Params {
+        year: None,
+        from: chrono::NaiveDate::from_ymd_opt(2024, 3, 1),
+        to: chrono::NaiveDate::from_ymd_opt(2024, 6, 30),
+        risk_threshold: 2,
+        callback_target_hours: 24.0,
+        ..p.clone()
+    };
+    let opts_half = p_half.projection_options().unwrap();
+    assert_same(
+        "another period",
+        &cached(&p_half, &opts_half).await,
+        &direct(&p_half, &opts_half).await,
+    );
+    culla_transform::cache::wait_for_writes();
+    let (_, base_half, options_half) = cache_entries(data.path());
+    assert_eq!(base_half, base, "the base projections are shared");
+    assert_eq!(options_half.len(), 2);
+    // Another source: other base projections too, right answers too.
     let p_src = Params {
         source: Some("milano-020202".into()),
         risk_threshold: 2,
@@ -169,10 +214,13 @@ async fn caches_never_change_an_answer() {
         &cached(&p_src, &opts_src).await,
         &direct(&p_src, &opts_src).await,
     );
-    assert_eq!(cache_entries(data.path()).1.len(), 2);
+    culla_transform::cache::wait_for_writes();
+    let (_, base_src, options_src) = cache_entries(data.path());
+    assert_eq!((base_src.len(), options_src.len()), (2, 3));
 
     // A damaged persisted projection is recomputed, not trusted.
     std::fs::write(projections[0].join("contacts.parquet"), b"not parquet").unwrap();
+    std::fs::write(base[0].join("contact_base.parquet"), b"not parquet").unwrap();
     assert_same("damaged projection", &cached(&p, &opts).await, &want);
 
     // Many added files: the copy is rebuilt for the new sequence.
@@ -223,7 +271,8 @@ async fn caches_never_change_an_answer() {
     );
     // The read lock, taken when no one else reads, deletes what is stale.
     drop(culla_transform::read_lock(data.path()).unwrap());
-    let (copies, projections) = cache_entries(data.path());
+    let (copies, base, options) = cache_entries(data.path());
+    let projections: Vec<PathBuf> = base.into_iter().chain(options).collect();
     assert_eq!(copies, vec![copy_name(seq4)]);
     assert!(
         projections
@@ -243,4 +292,97 @@ async fn caches_never_change_an_answer() {
     assert!(std::fs::metadata(&first).unwrap().len() > 1_000);
     let types = std::fs::read_dir(&copy).unwrap().count();
     assert!(types >= 10, "one file per event type: {types}");
+}
+
+/// `profiles` as of a period end (the base fold for families whose latest profile is on
+/// or before it, a new fold for those profiled again after it) equals a fold of every
+/// profile event up to the period end, rendered from the same fold template over a
+/// plainly filtered input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_at_a_period_end_are_a_fold_of_the_profiles_up_to_it() {
+    let data = tempfile::tempdir().unwrap();
+    let lines = simulate(&SimConfig {
+        year: 2024,
+        seed: 20241130,
+        contacts: Some(2_000),
+        ..SimConfig::default()
+    });
+    let text: String = lines
+        .iter()
+        .filter(|l| l.valid)
+        .map(|l| format!("{}\n", String::from_utf8_lossy(&l.bytes)))
+        .collect();
+    culla_queries::fixture::write_ndjson_part(&text, data.path(), "part-0").unwrap();
+    let template = |name: &str| {
+        culla_transform::PROJECTIONS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
+    };
+    for to in ["2024-03-31", "2024-06-30", "2024-10-15"] {
+        let opts = ProjectionOptions {
+            to: Some(to.parse().unwrap()),
+            ..ProjectionOptions::default()
+        };
+        let _lock = culla_transform::read_lock(data.path()).unwrap();
+        let (ctx, scope) = culla_transform::open_scoped(data.path(), &opts)
+            .await
+            .unwrap();
+        assert!(scope.latest_date.unwrap() > scope.to);
+        let vars = [("to", to.to_string())];
+        let naive_events = culla_transform::render(
+            &culla_transform::render(
+                template("profile_events"),
+                &[("profile_filter", "AND event_date <= '{{to}}'".to_string())],
+            ),
+            &vars,
+        );
+        ctx.register_table(
+            "naive_events",
+            ctx.sql(&naive_events).await.unwrap().into_view(),
+        )
+        .unwrap();
+        let naive = culla_transform::render(
+            template("profile_base"),
+            &[("input", "naive_events".to_string())],
+        );
+        ctx.register_table("naive", ctx.sql(&naive).await.unwrap().into_view())
+            .unwrap();
+        let rows = |sql: String| {
+            let ctx = ctx.clone();
+            async move {
+                let b = culla_transform::sql_one_batch(&ctx, &sql).await.unwrap();
+                (0..b.num_rows())
+                    .map(|r| {
+                        (0..b.num_columns())
+                            .map(|c| array_value_to_string(b.column(c), r).unwrap())
+                            .collect::<Vec<_>>()
+                            .join("|")
+                    })
+                    .collect::<Vec<_>>()
+            }
+        };
+        let got = rows("SELECT * FROM profiles ORDER BY family".into()).await;
+        let want = rows("SELECT * FROM naive ORDER BY family".into()).await;
+        assert!(want.len() > 200, "{to}: {} profiles", want.len());
+        assert_eq!(got, want, "{to}");
+        // The case the test is for: families profiled before and after the period end.
+        let refolded = rows(format!(
+            "SELECT family FROM profile_base WHERE last_profile_date > '{to}' \
+             AND family IN (SELECT family FROM naive)"
+        ))
+        .await;
+        assert!(!refolded.is_empty(), "{to}: no family profiled across it");
+        let changed = rows(format!(
+            "SELECT n.family FROM naive n JOIN profile_base b ON b.family = n.family \
+             WHERE b.last_profile_date > '{to}' AND ((n.nil IS DISTINCT FROM b.nil) \
+             OR n.profiles <> b.profiles)"
+        ))
+        .await;
+        assert!(
+            !changed.is_empty(),
+            "{to}: no profile differs from the latest"
+        );
+    }
 }

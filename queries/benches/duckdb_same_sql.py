@@ -3,14 +3,16 @@
 Reads a JSON spec written by `queries/benches/queries.rs`:
   {"data": DIR, "nil": NIL.parquet, "births": BIRTHS.parquet,
    "projections": [[name, sql], ...], "queries": [[name, sql], ...], "runs": 3,
-   "events_file": null or COPY.parquet}
+   "events_file": null or COPY.parquet, "base_files": {} or {name: FILE.parquet}}
 where every SQL text is already rendered for the period (the same text culla runs).
 Translates the few DataFusion spellings DuckDB lacks (listed in DIALECT below), then
 times each question the way culla is timed: a fresh connection, the projections as
 views over the same Parquet files (the hive partitions of DIR/events, or, with
 `events_file`, culla's consolidated copy of them, which has `source` and `event_date`
-as columns), the question run to the last row. Prints one line
-per question: `name median_ms rows`.
+as columns), the question run to the last row. With `base_files`, the projections
+named there are read from those Parquet files (culla's persisted base projections)
+instead of being folded from the events. Prints one line per question:
+`name median_ms rows`.
 """
 
 import json
@@ -77,8 +79,12 @@ def connect(spec):
         )
     con.execute(f"CREATE VIEW nil AS SELECT * FROM read_parquet('{spec['nil']}')")
     con.execute(f"CREATE VIEW births AS SELECT * FROM read_parquet('{spec['births']}')")
+    base = spec.get("base_files") or {}
     for name, sql in spec["projections"]:
-        con.execute(f"CREATE VIEW {name} AS {dialect(sql)}")
+        if name in base:
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{base[name]}')")
+        else:
+            con.execute(f"CREATE VIEW {name} AS {dialect(sql)}")
     return con
 
 

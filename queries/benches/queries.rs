@@ -6,12 +6,17 @@
 //! `CULLA_PYTHON`, default `python3`).
 //!
 //! Each question is timed from a fresh opening of the data (lock, tables, projections,
-//! question) in three states of culla's read caches: none (`open_uncached`: the
-//! partitions listed and read directly), the consolidated copy of the log present but
-//! the projections folded afresh (a new question or new options after a commit), and
-//! warm (the projections persisted by an earlier run of the same options). DuckDB runs
-//! on the partitions and on the consolidated copy. The one-off cost of making the copy
-//! (paid by the first reader after a commit) is printed too. Every figure is a median
+//! question) in four states of culla's read caches: none (`open_uncached`: the
+//! partitions listed and read directly); copy only (the consolidated copy of the log is
+//! there, base and option projections are folded afresh: the first question after a
+//! commit no writer warmed, or a new source or as-of instant); copy + base (the base
+//! projections persisted after the commit by `culla ingest`/`compact` are there too,
+//! the option projections are folded afresh: a new question, period or threshold after
+//! a commit); and warm (the projections persisted by an earlier run of the same
+//! options). DuckDB runs the same SQL on the partitions, on the consolidated copy, and on
+//! the copy with the base projections read from culla's persisted files. The one-off
+//! costs of the copy and of the base projections (paid once per commit) are printed
+//! too. Every figure is a median
 //! of three runs (`CULLA_BENCH_RUNS` on the large set, default 3). Goals: < 100 ms per question on one year,
 //! < 1 s on 10M events, ≤ 1.5× DuckDB. Prints Markdown tables (figures go to
 //! docs/bench-queries.md).
@@ -65,20 +70,41 @@ fn runs() -> usize {
 enum Cache {
     /// No cache: the partitions are listed and read directly.
     None,
-    /// The consolidated copy is there; the projections are folded afresh.
+    /// Only the consolidated copy is there: base and option projections folded afresh
+    /// (the first question after a commit no writer warmed, or a new source or as-of).
+    Cold,
+    /// The copy and the base projections are there (made after the commit by `culla
+    /// ingest`/`compact`): the option projections are folded afresh (a new question,
+    /// period or threshold after a commit).
     Fold,
     /// The projections of these options are persisted.
     Warm,
 }
 
-/// Deletes the persisted projections (keeps the consolidated copy).
-fn forget_projections(data: &Path) {
+/// Deletes the persisted option projections, and the base ones unless `keep_base`
+/// (keeps the consolidated copy).
+fn forget_projections(data: &Path, keep_base: bool) {
     let dir = culla_transform::eventcache::cache_dir(data);
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.file_name().to_string_lossy().starts_with("projections-") {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with("projections-") && !(keep_base && name.contains("-base-")) {
             std::fs::remove_dir_all(e.path()).expect("projections deleted");
         }
     }
+}
+
+/// The persisted base projections of the default options (made if missing): the
+/// directory holding `profile_base.parquet`, `contact_base.parquet`…
+fn base_dir(data: &Path) -> std::path::PathBuf {
+    culla_transform::warm_cache(data);
+    let dir = culla_transform::eventcache::cache_dir(data);
+    std::fs::read_dir(dir)
+        .expect("cache listed")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("-base-"))
+        .max()
+        .expect("base projections made")
 }
 
 /// One fresh opening of the data and one question, reading the partitions directly.
@@ -113,8 +139,13 @@ fn median_ms(rt: &tokio::runtime::Runtime, name: &str, p: &Params, cache: Cache)
     settle();
     let mut t: Vec<f64> = (0..runs())
         .map(|_| {
-            if cache == Cache::Fold {
-                forget_projections(&p.data);
+            match cache {
+                Cache::Cold => forget_projections(&p.data, false),
+                Cache::Fold => {
+                    forget_projections(&p.data, true);
+                    base_dir(&p.data);
+                }
+                _ => {}
             }
             let s = Instant::now();
             rows = match cache {
@@ -135,8 +166,15 @@ type Duck = Vec<(String, f64, usize)>;
 
 /// Hands culla's rendered SQL (projections and questions) and the reference tables to
 /// `duckdb_same_sql.py`, which times DuckDB answering them over the same Parquet files:
-/// the partitions, or (`copy`) the consolidated copy culla reads.
-fn duckdb(rt: &tokio::runtime::Runtime, p: &Params, work: &Path, copy: Option<&Path>) -> Duck {
+/// the partitions, or (`copy`) the consolidated copy culla reads, and with `base` the
+/// base projections culla persisted (read from their files instead of folded).
+fn duckdb(
+    rt: &tokio::runtime::Runtime,
+    p: &Params,
+    work: &Path,
+    copy: Option<&Path>,
+    base: Option<&Path>,
+) -> Duck {
     let spec = rt.block_on(async {
         let opts = p.projection_options().expect("valid params");
         let (ctx, scope) = culla_transform::open_scoped(&p.data, &opts)
@@ -170,6 +208,17 @@ fn duckdb(rt: &tokio::runtime::Runtime, p: &Params, work: &Path, copy: Option<&P
             "queries": queries,
             "runs": runs(),
             "events_file": copy,
+            "base_files": base.map(|dir| {
+                std::fs::read_dir(dir)
+                    .expect("base projections listed")
+                    .flatten()
+                    .filter_map(|e| {
+                        let path = e.path();
+                        let name = path.file_stem()?.to_string_lossy().to_string();
+                        (path.extension()? == "parquet").then(|| (name, serde_json::json!(path)))
+                    })
+                    .collect::<serde_json::Map<_, _>>()
+            }),
         })
     });
     let spec_path = work.join("duckdb-spec.json");
@@ -214,8 +263,8 @@ fn selected(name: &str) -> bool {
     }
 }
 
-/// Whether `CULLA_BENCH_STATES` (comma-separated of `copy`, `none`, `fold`, `warm`, `duckdb`;
-/// default all) selects `state`.
+/// Whether `CULLA_BENCH_STATES` (comma-separated of `copy`, `base`, `none`, `cold`,
+/// `fold`, `warm`, `duckdb`; default all) selects `state`.
 fn measured(state: &str) -> bool {
     match std::env::var("CULLA_BENCH_STATES") {
         Ok(s) if !s.is_empty() => s.split(',').any(|n| n.trim() == state),
@@ -291,22 +340,56 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
         .map(|m| m.len())
         .sum::<u64>() as f64
         / 1e6;
-    let (duck_parts, duck_copy) = if measured("duckdb") {
+    // The one-off cost of the base projections, paid after each commit by `culla
+    // ingest`/`compact` (or by the first reader, as part of a cold question).
+    let base_runs = if measured("base") { runs() } else { 1 };
+    let mut base_ms: Vec<f64> = (0..base_runs)
+        .map(|_| {
+            if measured("base") {
+                forget_projections(&p.data, false);
+            }
+            let s = Instant::now();
+            base_dir(&p.data);
+            s.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    base_ms.sort_by(f64::total_cmp);
+    let base = base_dir(&p.data);
+    let base_mb = std::fs::read_dir(&base)
+        .expect("base listed")
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum::<u64>() as f64
+        / 1e6;
+    let (duck_parts, duck_copy, duck_base) = if measured("duckdb") {
         (
-            duckdb(rt, &p, work.path(), None),
-            duckdb(rt, &p, work.path(), Some(&copy.join("*.parquet"))),
+            duckdb(rt, &p, work.path(), None, None),
+            duckdb(rt, &p, work.path(), Some(&copy.join("*.parquet")), None),
+            duckdb(
+                rt,
+                &p,
+                work.path(),
+                Some(&copy.join("*.parquet")),
+                Some(&base),
+            ),
         )
     } else {
-        (Vec::new(), Vec::new())
+        (Vec::new(), Vec::new(), Vec::new())
     };
     println!(
         "\n### {label}: {n} events, {files} files\n\n\
-         Consolidated copy (first reader after a commit): {:.1} ms, {copy_mb:.1} MB.\n\n\
-         | query | culla, no cache (ms) | culla, copy + fresh fold (ms) | culla, warm (ms) | \
-         DuckDB on the partitions (ms) | DuckDB on the copy (ms) | fresh fold / DuckDB on the copy | \
-         warm / DuckDB on the partitions | rows (culla / DuckDB) |\n\
-         |---|---|---|---|---|---|---|---|---|",
-        copy_ms[copy_ms.len() / 2]
+         Consolidated copy (first reader after a commit): {:.1} ms, {copy_mb:.1} MB. \
+         Base projections (folded and persisted after a commit with the copy): {:.1} ms, \
+         {base_mb:.1} MB.\n\n\
+         | query | culla, no cache (ms) | culla, copy only: all folded (ms) | culla, copy + base: \
+         options folded (ms) | culla, warm (ms) | DuckDB on the partitions (ms) | DuckDB on the \
+         copy: all folded (ms) | DuckDB on the copy + base: options folded (ms) | copy only / \
+         DuckDB on the copy | copy + base / DuckDB on the copy + base | warm / DuckDB on the \
+         partitions | rows (culla / DuckDB) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|",
+        copy_ms[copy_ms.len() / 2],
+        base_ms[base_ms.len() / 2],
     );
     let find = |d: &Duck, name: &str| {
         d.iter()
@@ -324,18 +407,24 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
     };
     for q in registry().iter().filter(|q| selected(q.name)) {
         let (none, _) = time(q.name, Cache::None, "none");
+        let (cold, _) = time(q.name, Cache::Cold, "cold");
         let (fold, rows) = time(q.name, Cache::Fold, "fold");
         let (warm, _) = time(q.name, Cache::Warm, "warm");
         let dp = find(&duck_parts, q.name);
         let dc = find(&duck_copy, q.name);
+        let db = find(&duck_base, q.name);
         println!(
-            "| {} | {none:.1} | {fold:.1} | {warm:.1} | {} | {} | {} | {} | {rows} / {} |",
+            "| {} | {none:.1} | {cold:.1} | {fold:.1} | {warm:.1} | {} | {} | {} | {} | {} | {} | {rows} / {} |",
             q.name,
             fmt(dp.map(|d| d.0)),
             fmt(dc.map(|d| d.0)),
-            ratio(fold, dc.map(|d| d.0)),
+            fmt(db.map(|d| d.0)),
+            ratio(cold, dc.map(|d| d.0)),
+            ratio(fold, db.map(|d| d.0)),
             ratio(warm, dp.map(|d| d.0)),
-            dc.or(dp).map_or("–".to_string(), |d| d.1.to_string()),
+            db.or(dc)
+                .or(dp)
+                .map_or("–".to_string(), |d| d.1.to_string()),
         );
     }
     let names: Vec<&str> = registry().iter().map(|q| q.name).collect();
@@ -345,8 +434,13 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
     let all = |cache: Cache| -> f64 {
         let mut t: Vec<f64> = (0..runs())
             .map(|_| {
-                if cache == Cache::Fold {
-                    forget_projections(&p.data);
+                match cache {
+                    Cache::Cold => forget_projections(&p.data, false),
+                    Cache::Fold => {
+                        forget_projections(&p.data, true);
+                        base_dir(&p.data);
+                    }
+                    _ => {}
                 }
                 let s = Instant::now();
                 rt.block_on(run_many(&names, &p)).expect("queries run");
@@ -358,13 +452,14 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
         t.sort_by(f64::total_cmp);
         t[t.len() / 2]
     };
-    let (fold, warm) = (all(Cache::Fold), all(Cache::Warm));
+    let (cold, fold, warm) = (all(Cache::Cold), all(Cache::Fold), all(Cache::Warm));
     let sum = |d: &Duck| d.iter().map(|(_, t, _)| t).sum::<f64>();
     println!(
-        "| all {} questions, one session (as the report) | – | {fold:.1} | {warm:.1} | {:.1} (sum) | {:.1} (sum) | | | |",
+        "| all {} questions, one session (as the report) | – | {cold:.1} | {fold:.1} | {warm:.1} | {:.1} (sum) | {:.1} (sum) | {:.1} (sum) | | | | |",
         names.len(),
         sum(&duck_parts),
         sum(&duck_copy),
+        sum(&duck_base),
     );
 }
 

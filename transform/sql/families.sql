@@ -6,6 +6,8 @@
 --   no_pediatrician (has_pediatrician = false), psychological_need / economic_need
 --   (a need of that category recorded up to the end of the period), repeat_contacts
 --   (three or more contacts within 30 days, in its history up to the end of the period).
+-- The history-based flags (needs, repeat contacts) are read from `family_base`: a flag
+-- holds when the date it first held is on or before the period end.
 -- score = number of flags; high_risk = score >= the risk threshold.
 -- contacts = its contacts in the period; repeat_contact_count = those of them with
 -- another contact of the family in the previous 30 days.
@@ -19,20 +21,6 @@ WITH fc AS (
     min(received_at) AS first_contact_at,
     max(received_at) AS last_contact_at
   FROM contacts
-  GROUP BY family
-),
-fh AS (
-  SELECT family, bool_or(third_within_30d) AS three_within_30d
-  FROM contact_history
-  GROUP BY family
-),
-fn AS (
-  SELECT
-    family,
-    bool_or(category = 'psychological') AS psychological,
-    bool_or(category = 'economic') AS economic
-  FROM scoped_events
-  WHERE type = 'need.recorded' AND event_date <= '{{to}}'
   GROUP BY family
 ),
 f AS (
@@ -57,13 +45,12 @@ f AS (
     coalesce(p.arrived_last_2y, false) AS arrived_last_2y,
     coalesce(p.first_child, false) AS first_child,
     coalesce(p.has_pediatrician = false, false) AS no_pediatrician,
-    coalesce(fn.psychological, false) AS psychological_need,
-    coalesce(fn.economic, false) AS economic_need,
-    coalesce(fh.three_within_30d, false) AS repeat_contacts
+    coalesce(fb.psychological_need_from <= '{{to}}', false) AS psychological_need,
+    coalesce(fb.economic_need_from <= '{{to}}', false) AS economic_need,
+    coalesce(fb.three_within_30d_from <= '{{to}}', false) AS repeat_contacts
   FROM fc
   LEFT JOIN profiles p ON p.family = fc.family
-  LEFT JOIN fh ON fh.family = fc.family
-  LEFT JOIN fn ON fn.family = fc.family
+  LEFT JOIN family_base fb ON fb.family = fc.family
 ),
 s AS (
   SELECT

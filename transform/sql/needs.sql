@@ -10,62 +10,39 @@
 --     latest appointment missed -> unmet 'missed_appointment'; else open;
 --  4. a need with no referral and no unmet first-level outcome is met.
 -- stage and territory come from the family's profile as of the end of the period.
--- A need's latest version is the last of its rows ordered by need_id, then (at, offset):
--- the row whose next row is another need's (or that is the last row of all). One ordered
--- window over every need is much cheaper in DataFusion than one partition per need.
--- Parameters: {{from}}, {{to}}.
-WITH nr AS (
-  SELECT * FROM (
-    SELECT
-      need_id, source, contact_id, family, category, outcome, resource, at, at_local, event_date,
-      lead(need_id) OVER (ORDER BY need_id, at_us, "offset") AS next_need_id,
-      lead(at_us) OVER (ORDER BY need_id, at_us, "offset") AS next_at_us
-    FROM scoped_events
-    WHERE type = 'need.recorded'
-  ) WHERE (next_need_id IS DISTINCT FROM need_id) OR next_at_us IS NULL
-),
-link AS (
-  SELECT referral_id, created_us, unnest(need_ids) AS need_id
-  FROM referral_state
-),
-lr AS (
+-- The latest version of each need and its latest referral come from `need_base`, the
+-- referral's state from `referral_state`.
+-- Parameters: {{from}}, {{to}} (the callback target and as-of instant reach it through
+-- `referral_state`, the period end through `profiles`).
+WITH j AS (
   SELECT
-    need_id,
-    last_value(referral_id ORDER BY created_us, referral_id) AS referral_id,
-    count(*) AS referrals
-  FROM link
-  GROUP BY need_id
-),
-j AS (
-  SELECT
-    nr.need_id,
-    nr.contact_id,
-    nr.family,
-    nr.source,
-    nr.category,
-    nr.outcome AS first_level_outcome,
-    nr.resource,
-    nr.at AS recorded_at,
-    nr.at_local AS recorded_local,
-    nr.event_date AS recorded_date,
-    substr(nr.event_date, 1, 7) AS month,
-    lr.referral_id,
-    coalesce(lr.referrals, 0) AS referrals,
+    nb.need_id,
+    nb.contact_id,
+    nb.family,
+    nb.source,
+    nb.category,
+    nb.outcome AS first_level_outcome,
+    nb.resource,
+    nb.at AS recorded_at,
+    nb.at_local AS recorded_local,
+    nb.event_date AS recorded_date,
+    substr(nb.event_date, 1, 7) AS month,
+    nb.referral_id,
+    nb.referrals,
     r.closing_outcome,
     r.no_callback,
     r.latest_appointment_status,
     CASE
-      WHEN nr.outcome IN ('no_resource', 'waiting_list', 'not_eligible') THEN nr.outcome
+      WHEN nb.outcome IN ('no_resource', 'waiting_list', 'not_eligible') THEN nb.outcome
       WHEN r.closing_outcome IS NOT NULL THEN r.closing_outcome
-      WHEN lr.referral_id IS NULL THEN 'resolved'
+      WHEN nb.referral_id IS NULL THEN 'resolved'
       WHEN r.no_callback THEN 'no_callback'
       WHEN r.latest_appointment_status = 'missed' THEN 'missed_appointment'
       ELSE 'open'
     END AS verdict
-  FROM nr
-  LEFT JOIN lr ON lr.need_id = nr.need_id
-  LEFT JOIN referral_state r ON r.referral_id = lr.referral_id
-  WHERE nr.event_date >= '{{from}}' AND nr.event_date <= '{{to}}'
+  FROM need_base nb
+  LEFT JOIN referral_state r ON r.referral_id = nb.referral_id
+  WHERE nb.event_date >= '{{from}}' AND nb.event_date <= '{{to}}'
 )
 SELECT
   j.need_id,

@@ -12,7 +12,7 @@
 //! a session sees one consistent state; open a new session to see newer commits.
 //!
 //! A view can also be **persisted**: its rows are then written to a Parquet file in
-//! `_culla/cache/projections-<seq>-<key>/` the first time they are computed, and read
+//! `_culla/cache/projections-<seq>-<layer>-<key>/` the first time they are computed, and read
 //! from there by every later session of the same manifest sequence and the same
 //! projection SQL (period, source, as-of instant, thresholds: all rendered into it).
 //! The file is an exact copy of rows computed from exactly that state of the log, so a
@@ -60,11 +60,33 @@ pub fn wait_for_writes() {
 /// Directory name prefix of persisted projections.
 const PROJECTIONS_PREFIX: &str = "projections-";
 
-/// The directory persisted projections of manifest sequence `seq` live in when built
-/// from the SQL texts `sql` (their rendering carries every option), under `cache_dir`.
+/// Which layer of projections a directory holds (see `PROJECTIONS` in the crate root).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// The base projections: one directory per commit, source and as-of instant.
+    Base,
+    /// The option projections: one directory per commit and full set of options.
+    Options,
+}
+
+impl Layer {
+    /// The layer's tag in directory names: `base` or `options`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Layer::Base => "base",
+            Layer::Options => "options",
+        }
+    }
+}
+
+/// The directory persisted projections of manifest sequence `seq` and layer `layer`
+/// live in when built from the SQL texts `sql` (their rendering carries every option
+/// the layer depends on), under `cache_dir`:
+/// `projections-<seq>-<layer>-<hash>`.
 pub fn projection_dir<'a>(
     cache_dir: &Path,
     seq: u64,
+    layer: Layer,
     sql: impl IntoIterator<Item = &'a str>,
 ) -> PathBuf {
     // FNV-1a, 64 bits: stable across builds and platforms, unlike std's hasher.
@@ -80,7 +102,10 @@ pub fn projection_dir<'a>(
         eat(s.as_bytes());
         eat(&[0]);
     }
-    cache_dir.join(format!("{PROJECTIONS_PREFIX}{seq:020}-{h:016x}"))
+    cache_dir.join(format!(
+        "{PROJECTIONS_PREFIX}{seq:020}-{}-{h:016x}",
+        layer.tag()
+    ))
 }
 
 /// The manifest sequence of a persisted-projections directory name.

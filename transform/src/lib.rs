@@ -112,12 +112,34 @@ pub struct Scope {
     /// Year the period ends in (or the as-of year for an open period): the year of
     /// per-births rates.
     pub year: i32,
+    /// Local date of the latest event in the data (`None`: no event). A period ending on
+    /// or after it takes every family's profile from `profile_base` as it is.
+    pub latest_date: Option<NaiveDate>,
 }
 
-/// The projection SQL files, in dependency order: (view name, SQL text).
+/// The projection SQL files, in dependency order: (view name, SQL template).
+///
+/// Two layers. The **base** projections ([`BASE`]) depend only on the log, the source and
+/// the as-of instant: they hold the heavy folds (every contact's aggregate and history,
+/// the latest version of every need and referral, every family's merged profile and the
+/// dates its history-based flags first hold) and are persisted once per commit. The
+/// **option** projections cut them to a period and apply the thresholds: filters, joins
+/// and small aggregates, so a new period or threshold after a commit does not fold the
+/// log again. `profile_events` and `profile_fold` are templates rendered twice (see
+/// [`rendered_projections`]).
 pub const PROJECTIONS: &[(&str, &str)] = &[
     ("scoped_events", include_str!("../sql/scoped_events.sql")),
     ("profile_events", include_str!("../sql/profile_events.sql")),
+    ("profile_base", include_str!("../sql/profile_fold.sql")),
+    ("contact_base", include_str!("../sql/contact_base.sql")),
+    ("referral_base", include_str!("../sql/referral_base.sql")),
+    ("need_base", include_str!("../sql/need_base.sql")),
+    ("family_base", include_str!("../sql/family_base.sql")),
+    (
+        "profile_events_to",
+        include_str!("../sql/profile_events.sql"),
+    ),
+    ("profiles_to", include_str!("../sql/profile_fold.sql")),
     ("profiles", include_str!("../sql/profiles.sql")),
     (
         "contact_history",
@@ -129,6 +151,31 @@ pub const PROJECTIONS: &[(&str, &str)] = &[
     ("needs", include_str!("../sql/needs.sql")),
     ("families", include_str!("../sql/families.sql")),
 ];
+
+/// The base layer of [`PROJECTIONS`]: what depends only on the log, the source and the
+/// as-of instant. The ones named in [`PERSISTED_BASE`] are persisted per commit.
+pub const BASE: &[&str] = &[
+    "scoped_events",
+    "profile_events",
+    "profile_base",
+    "contact_base",
+    "referral_base",
+    "need_base",
+    "family_base",
+];
+
+/// Base projections persisted once per commit (and source and as-of instant).
+const PERSISTED_BASE: &[&str] = &[
+    "profile_base",
+    "contact_base",
+    "referral_base",
+    "need_base",
+    "family_base",
+];
+
+/// Option projections that are thin enough to stay plain views (a filter or a few
+/// computed columns over a materialised base projection).
+const PLAIN: &[&str] = &["contact_history", "referral_state"];
 
 const OPEN_FROM: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
     Some(d) => d,
@@ -154,9 +201,11 @@ pub fn read_lock(data: &Path) -> Result<std::fs::File> {
     Ok(read_lock_shared(&dir)?)
 }
 
-/// Makes the consolidated copy of the log as it is now ([`eventcache`]), so the next
-/// question does not pay for it; for writers to call after a batch ingest or a
-/// compaction. Best effort: a failure is logged and the next reader tries again.
+/// Makes the read caches of the log as it is now: the consolidated copy ([`eventcache`])
+/// and the base projections of every source as of the latest event ([`BASE`]), so the
+/// next question, whatever its period or thresholds, neither copies nor folds the log;
+/// for writers to call after a batch ingest or a compaction. Best effort: a failure is
+/// logged and the next reader makes what is missing.
 pub fn warm_cache(data: &Path) {
     if !eventcache::enabled() {
         return;
@@ -164,14 +213,44 @@ pub fn warm_cache(data: &Path) {
     let started = std::time::Instant::now();
     let made = read_lock(data)
         .map_err(|e| e.to_string())
-        .and_then(|_lock| eventcache::prepare(data));
+        .and_then(|_lock| warm_base(data).map_err(|e| e.to_string()));
     match made {
-        Ok(_) => tracing::debug!(
+        Ok(()) => tracing::debug!(
             ms = started.elapsed().as_millis() as u64,
             "read cache ready"
         ),
         Err(e) => tracing::warn!(data = %data.display(), error = %e, "read cache not made"),
     }
+}
+
+/// Makes the consolidated copy and folds and persists the base projections of the
+/// default options (the caller holds the read lock). Waits for the files.
+pub fn warm_base(data: &Path) -> Result<()> {
+    if !has_events(data) {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Invalid(format!("no runtime for the read cache: {e}")))?;
+    rt.block_on(async {
+        let ctx = new_context();
+        let Some(consolidated) = register_tables_from(&ctx, data, true).await? else {
+            // No copy could be made: nothing would be persisted either.
+            return Ok(());
+        };
+        let opts = ProjectionOptions::default();
+        register_projections_in(&ctx, &opts, Some(data), Some(consolidated)).await?;
+        for name in PERSISTED_BASE {
+            ctx.sql(&format!("SELECT count(*) FROM {name}"))
+                .await?
+                .collect()
+                .await?;
+        }
+        Ok::<_, Error>(())
+    })?;
+    cache::wait_for_writes();
+    Ok(())
 }
 
 /// Whether `DIR/events` holds at least one Parquet file.
@@ -387,13 +466,15 @@ async fn resolve_scope_known(
             opts.callback_target_hours
         )));
     }
-    let as_of = match opts.as_of {
-        Some(t) => t,
-        None => match known_latest_us.and_then(DateTime::<Utc>::from_timestamp_micros) {
-            Some(t) => t,
-            None => latest_event(ctx).await?.unwrap_or_else(Utc::now),
-        },
+    let latest = match known_latest_us {
+        Some(us) => DateTime::<Utc>::from_timestamp_micros(us),
+        None => latest_event(ctx).await?,
     };
+    let as_of = opts.as_of.or(latest).unwrap_or_else(Utc::now);
+    let latest_date = latest.map(|t| {
+        t.with_timezone(&culla_schemas::arrow::REPORT_TZ)
+            .date_naive()
+    });
     let to = opts.to.unwrap_or(OPEN_TO);
     let year = match opts.to {
         Some(t) => t.year(),
@@ -404,6 +485,7 @@ async fn resolve_scope_known(
         to,
         as_of,
         year,
+        latest_date,
     })
 }
 
@@ -427,6 +509,11 @@ use datafusion::arrow::array::Array;
 /// The projection SQL for `opts` and its resolved `scope`: (view name, SQL), in
 /// dependency order. [`register_projections`] runs exactly these; benchmarks hand them
 /// to other engines to answer the same question.
+///
+/// `profile_events` is rendered for every profile of the log and, as
+/// `profile_events_to`, for the profiles up to the period end of the families profiled
+/// again after it; `profile_fold` folds each into `profile_base` and `profiles_to`. When
+/// the period ends on or after the latest event, `profiles` is `profile_base` itself.
 pub fn rendered_projections(
     opts: &ProjectionOptions,
     scope: &Scope,
@@ -436,17 +523,42 @@ pub fn rendered_projections(
         None => String::new(),
     };
     let target_us = (opts.callback_target_hours * 3_600_000_000.0).round() as i64;
+    let to = scope.to.format("%Y-%m-%d").to_string();
     let vars = [
         ("from", scope.from.format("%Y-%m-%d").to_string()),
-        ("to", scope.to.format("%Y-%m-%d").to_string()),
+        ("to", to.clone()),
         ("as_of_us", scope.as_of.timestamp_micros().to_string()),
         ("source_filter", source_filter),
         ("target_us", target_us.to_string()),
         ("risk_threshold", opts.risk_threshold.to_string()),
     ];
+    let whole_log = scope.latest_date.is_none_or(|d| scope.to >= d);
     PROJECTIONS
         .iter()
-        .map(|(name, sql)| (*name, render(sql, &vars)))
+        .map(|(name, sql)| {
+            let extra: Option<(&str, String)> = match *name {
+                "profile_events" => Some(("profile_filter", String::new())),
+                "profile_events_to" => Some((
+                    "profile_filter",
+                    format!(
+                        "AND event_date <= '{to}' AND family IN \
+                         (SELECT family FROM profile_base WHERE last_profile_date > '{to}')"
+                    ),
+                )),
+                "profile_base" => Some(("input", "profile_events".into())),
+                "profiles_to" => Some(("input", "profile_events_to".into())),
+                _ => None,
+            };
+            let body = match (*name, extra) {
+                ("profiles", _) if whole_log => "-- profiles: every family's profile as of \
+                     the end of a period that ends on or after the latest event: \
+                     `profile_base` as it is (see profiles.sql).\nSELECT * FROM profile_base"
+                    .to_string(),
+                (_, Some(kv)) => render(&render(sql, &[kv]), &vars),
+                (_, None) => render(sql, &vars),
+            };
+            (*name, body)
+        })
         .collect()
 }
 
@@ -456,7 +568,8 @@ pub async fn register_projections(ctx: &SessionContext, opts: &ProjectionOptions
     register_projections_in(ctx, opts, None, None).await
 }
 
-/// The projections a question reads directly: persisted when a cache is available.
+/// The option projections a question reads directly: persisted when a cache is
+/// available.
 const PERSISTED: &[&str] = &["contacts", "needs", "referrals", "families"];
 
 /// [`register_projections`] for events read from a consolidated copy: the public
@@ -469,15 +582,27 @@ async fn register_projections_in(
 ) -> Result<Scope> {
     let scope = resolve_scope_known(ctx, opts, consolidated.and_then(|c| c.max_at_us)).await?;
     let rendered = rendered_projections(opts, &scope);
-    let persist_dir = match (data, consolidated) {
-        (Some(data), Some(c)) => Some((
-            cache::projection_dir(
-                &eventcache::cache_dir(data),
-                c.seq,
-                rendered.iter().map(|(_, sql)| sql.as_str()),
-            ),
-            data,
-        )),
+    // Base projections are keyed by the base layer's SQL only, so every period and
+    // threshold of one commit (and source and as-of instant) shares them; the option
+    // projections by every view's SQL.
+    let persist_dirs = match (data, consolidated) {
+        (Some(data), Some(c)) => {
+            let cdir = eventcache::cache_dir(data);
+            let base = rendered
+                .iter()
+                .filter(|(n, _)| BASE.contains(n))
+                .map(|(_, sql)| sql.as_str());
+            Some((
+                cache::projection_dir(&cdir, c.seq, cache::Layer::Base, base),
+                cache::projection_dir(
+                    &cdir,
+                    c.seq,
+                    cache::Layer::Options,
+                    rendered.iter().map(|(_, sql)| sql.as_str()),
+                ),
+                data,
+            ))
+        }
         _ => None,
     };
     for (name, body) in rendered {
@@ -487,16 +612,25 @@ async fn register_projections_in(
                 Box::new(e),
             ))
         })?;
-        let view: Arc<dyn datafusion::catalog::TableProvider> = match &persist_dir {
+        let view: Arc<dyn datafusion::catalog::TableProvider> = match &persist_dirs {
             // Over the consolidated copy, `scoped_events` stays a plain view: each
             // projection reads only its columns and, by the files' statistics, only the
             // event types it filters on; in memory it would hold every column of the log.
             _ if name == "scoped_events" && consolidated.is_some() => plan.into_view(),
-            Some((dir, data)) if PERSISTED.contains(&name) => {
+            _ if PLAIN.contains(&name) => plan.into_view(),
+            Some((base, _, data)) if PERSISTED_BASE.contains(&name) => {
                 Arc::new(cache::MaterializedView::persisted(
                     name,
                     plan,
-                    dir.join(format!("{name}.parquet")),
+                    base.join(format!("{name}.parquet")),
+                    data,
+                ))
+            }
+            Some((_, options, data)) if PERSISTED.contains(&name) => {
+                Arc::new(cache::MaterializedView::persisted(
+                    name,
+                    plan,
+                    options.join(format!("{name}.parquet")),
                     data,
                 ))
             }

@@ -1,0 +1,71 @@
+-- contact_base: every contact (one call.received or chat.opened, one contact_id) in the
+-- log, whatever its date, with what happened to it and the family's earlier contacts:
+-- `repeat_contact` (another contact of the same family in the previous 30 days) and
+-- `third_within_30d` (this contact and the two before it fall within 30 days: the
+-- family has three or more contacts within 30 days). A base projection: it depends only
+-- on the log, the source and the as-of instant, not on the period or the thresholds, so
+-- it is persisted once per commit and shared by every period (`contact_history` is this
+-- view up to the end of a period: a contact's earlier contacts are all earlier, so
+-- cutting the later ones off changes no row that remains).
+-- The received instant, local time and date are folded once (received_at and
+-- received_date are derived from them exactly: `at` is `at_us` as a timestamp, the
+-- `event_date` of an event is the date of its `at_local`). The family's earlier contacts
+-- are read with lag() over every contact ordered by family, then time: the same as a
+-- window partitioned by family (a row's neighbour only counts when it is the same
+-- family's), and much cheaper in DataFusion than one window partition per family.
+-- Parameters: none (the source and as-of instant are applied by `scoped_events`).
+WITH c AS (
+  SELECT
+    source,
+    contact_id,
+    min(CASE WHEN type IN ('call.received', 'chat.opened') THEN at_us END) AS received_us,
+    min(CASE WHEN type IN ('call.received', 'chat.opened') THEN at_local END) AS received_local,
+    min(CASE WHEN type IN ('call.received', 'chat.opened') THEN family END) AS family,
+    min(CASE WHEN type = 'call.received' THEN 'phone' WHEN type = 'chat.opened' THEN channel END) AS channel,
+    bool_or(type = 'call.answered') AS has_answer,
+    min(CASE WHEN type = 'call.answered' THEN wait_s END) AS answer_wait_s,
+    bool_or(type = 'call.abandoned') AS has_abandon,
+    min(CASE WHEN type = 'call.abandoned' THEN wait_s END) AS abandon_wait_s,
+    max(CASE WHEN type = 'call.ended' THEN duration_s END) AS duration_s,
+    count(CASE WHEN type = 'referral.created' THEN 1 END) AS referrals
+  FROM scoped_events
+  WHERE type IN ('call.received', 'call.answered', 'call.abandoned', 'call.ended',
+                 'chat.opened', 'referral.created')
+  GROUP BY source, contact_id
+),
+d AS (
+  SELECT
+    *,
+    arrow_cast(received_us, 'Timestamp(Microsecond, Some("UTC"))') AS received_at,
+    CAST(CAST(received_local AS DATE) AS VARCHAR) AS received_date
+  FROM c
+  WHERE received_us IS NOT NULL
+),
+o AS (
+  SELECT
+    *,
+    lag(family, 1) OVER (ORDER BY family, received_us, contact_id) AS family_1,
+    lag(received_us, 1) OVER (ORDER BY family, received_us, contact_id) AS received_us_1,
+    lag(family, 2) OVER (ORDER BY family, received_us, contact_id) AS family_2,
+    lag(received_us, 2) OVER (ORDER BY family, received_us, contact_id) AS received_us_2
+  FROM d
+)
+SELECT
+  contact_id,
+  source,
+  channel,
+  family,
+  received_at,
+  received_local,
+  received_date,
+  received_us,
+  CASE WHEN channel = 'phone' THEN has_answer END AS answered,
+  CASE WHEN channel = 'phone' THEN (has_abandon AND NOT has_answer) END AS abandoned,
+  CASE WHEN has_answer THEN answer_wait_s ELSE abandon_wait_s END AS wait_s,
+  CASE WHEN channel = 'phone' THEN coalesce(has_answer AND answer_wait_s <= 30, false) END AS answered_within_30s,
+  duration_s,
+  referrals,
+  referrals > 0 AS escalated,
+  coalesce((family_1 IS NOT DISTINCT FROM family) AND received_us - received_us_1 <= 2592000000000, false) AS repeat_contact,
+  coalesce((family_2 IS NOT DISTINCT FROM family) AND received_us - received_us_2 <= 2592000000000, false) AS third_within_30d
+FROM o

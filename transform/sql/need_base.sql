@@ -1,0 +1,46 @@
+-- need_base: the latest version of every need ever recorded (a need_id recorded twice
+-- keeps its latest version), with the latest referral listing it (by referral.created
+-- time, then referral_id) and how many referrals list it. A base projection: it depends
+-- only on the log, the source and the as-of instant (persisted once per commit);
+-- `needs` judges each need of a period from it.
+-- A need's latest version is the last of its rows ordered by need_id, then (at, offset):
+-- the row whose next row is another need's (or that is the last row of all). One ordered
+-- window over every need is much cheaper in DataFusion than one partition per need.
+-- Parameters: none (the source and as-of instant are applied by `scoped_events`).
+WITH nr AS (
+  SELECT * FROM (
+    SELECT
+      need_id, source, contact_id, family, category, outcome, resource, at, at_local, event_date,
+      lead(need_id) OVER (ORDER BY need_id, at_us, "offset") AS next_need_id,
+      lead(at_us) OVER (ORDER BY need_id, at_us, "offset") AS next_at_us
+    FROM scoped_events
+    WHERE type = 'need.recorded'
+  ) WHERE (next_need_id IS DISTINCT FROM need_id) OR next_at_us IS NULL
+),
+link AS (
+  SELECT referral_id, created_us, unnest(need_ids) AS need_id
+  FROM referral_base
+),
+lr AS (
+  SELECT
+    need_id,
+    last_value(referral_id ORDER BY created_us, referral_id) AS referral_id,
+    count(*) AS referrals
+  FROM link
+  GROUP BY need_id
+)
+SELECT
+  nr.need_id,
+  nr.source,
+  nr.contact_id,
+  nr.family,
+  nr.category,
+  nr.outcome,
+  nr.resource,
+  nr.at,
+  nr.at_local,
+  nr.event_date,
+  lr.referral_id,
+  coalesce(lr.referrals, 0) AS referrals
+FROM nr
+LEFT JOIN lr ON lr.need_id = nr.need_id
