@@ -1,6 +1,8 @@
 -- need_base: the latest version of every need ever recorded (a need_id recorded twice
 -- keeps its latest version), with the latest referral listing it (by referral.created
--- time, then referral_id) and how many referrals list it. A base projection: it depends
+-- time, then referral_id), how many referrals list it, and that referral's state from
+-- `referral_base` (created, first reached callback, closing outcome, latest
+-- appointment status: what `needs` judges a need by). A base projection: it depends
 -- only on the log, the source and the as-of instant (persisted once per commit);
 -- `needs` judges each need of a period from it.
 -- A need's latest version is the last of its rows ordered by need_id, then (at, offset):
@@ -41,6 +43,11 @@ SELECT
   nr.at_local,
   nr.event_date,
   lr.referral_id,
-  coalesce(lr.referrals, 0) AS referrals
+  coalesce(lr.referrals, 0) AS referrals,
+  r.created_us AS referral_created_us,
+  r.first_reached_us AS referral_first_reached_us,
+  r.closing_outcome AS referral_closing_outcome,
+  r.latest_appointment_status AS referral_latest_appointment_status
 FROM nr
 LEFT JOIN lr ON lr.need_id = nr.need_id
+LEFT JOIN referral_base r ON r.referral_id = lr.referral_id

@@ -10,10 +10,10 @@
 --     latest appointment missed -> unmet 'missed_appointment'; else open;
 --  4. a need with no referral and no unmet first-level outcome is met.
 -- stage and territory come from the family's profile as of the end of the period.
--- The latest version of each need and its latest referral come from `need_base`, the
--- referral's state from `referral_state`.
--- Parameters: {{from}}, {{to}} (the callback target and as-of instant reach it through
--- `referral_state`, the period end through `profiles`).
+-- The latest version of each need, its latest referral and that referral's state come
+-- from `need_base`; no_callback is decided here, as in `referral_state`.
+-- Parameters: {{from}}, {{to}}, {{as_of_us}}, {{target_us}} (the period end also reaches
+-- it through `profiles`).
 WITH j AS (
   SELECT
     nb.need_id,
@@ -29,19 +29,17 @@ WITH j AS (
     substr(nb.event_date, 1, 7) AS month,
     nb.referral_id,
     nb.referrals,
-    r.closing_outcome,
-    r.no_callback,
-    r.latest_appointment_status,
+    nb.referral_closing_outcome AS closing_outcome,
     CASE
       WHEN nb.outcome IN ('no_resource', 'waiting_list', 'not_eligible') THEN nb.outcome
-      WHEN r.closing_outcome IS NOT NULL THEN r.closing_outcome
+      WHEN nb.referral_closing_outcome IS NOT NULL THEN nb.referral_closing_outcome
       WHEN nb.referral_id IS NULL THEN 'resolved'
-      WHEN r.no_callback THEN 'no_callback'
-      WHEN r.latest_appointment_status = 'missed' THEN 'missed_appointment'
+      WHEN nb.referral_first_reached_us IS NULL
+        AND {{as_of_us}} - nb.referral_created_us > {{target_us}} THEN 'no_callback'
+      WHEN nb.referral_latest_appointment_status = 'missed' THEN 'missed_appointment'
       ELSE 'open'
     END AS verdict
   FROM need_base nb
-  LEFT JOIN referral_state r ON r.referral_id = nb.referral_id
   WHERE nb.event_date >= '{{from}}' AND nb.event_date <= '{{to}}'
 )
 SELECT

@@ -172,22 +172,51 @@ impl MaterializedView {
         }
     }
 
-    /// The persisted rows, if the file is there and has this view's columns.
-    fn load(&self) -> Option<Vec<RecordBatch>> {
+    /// The persisted rows, if the file is there and has this view's columns, read by
+    /// `threads` threads (each a share of the file's row groups, in order).
+    fn load(&self, threads: usize) -> Option<Vec<RecordBatch>> {
         let path = &self.persist.as_ref()?.file;
-        let file = std::fs::File::open(path).ok()?;
         let read = || -> std::result::Result<Vec<RecordBatch>, String> {
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .and_then(|b| b.with_batch_size(8192).build())
-                .map_err(|e| e.to_string())?;
-            reader
-                .map(|b| {
-                    let b = b.map_err(|e| e.to_string())?;
-                    RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())
-                        .map_err(|e| e.to_string())
-                })
-                .collect()
+            let open = || std::fs::File::open(path).map_err(|e| e.to_string());
+            let groups = ParquetRecordBatchReaderBuilder::try_new(open()?)
+                .map_err(|e| e.to_string())?
+                .metadata()
+                .num_row_groups();
+            let threads = threads.clamp(1, groups.max(1));
+            let share = groups.div_ceil(threads);
+            let read_groups = |first: usize| -> std::result::Result<Vec<RecordBatch>, String> {
+                let wanted: Vec<usize> = (first..(first + share).min(groups)).collect();
+                let reader = ParquetRecordBatchReaderBuilder::try_new(open()?)
+                    .and_then(|b| b.with_row_groups(wanted).with_batch_size(8192).build())
+                    .map_err(|e| e.to_string())?;
+                reader
+                    .map(|b| {
+                        let b = b.map_err(|e| e.to_string())?;
+                        RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())
+                            .map_err(|e| e.to_string())
+                    })
+                    .collect()
+            };
+            let parts: Vec<std::result::Result<Vec<RecordBatch>, String>> =
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = (0..groups)
+                        .step_by(share.max(1))
+                        .map(|first| s.spawn(move || read_groups(first)))
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|_| Err("reader panicked".into())))
+                        .collect()
+                });
+            let mut out = Vec::new();
+            for p in parts {
+                out.extend(p?);
+            }
+            Ok(out)
         };
+        if !path.is_file() {
+            return None;
+        }
         match read() {
             Ok(b) => Some(b),
             Err(e) => {
@@ -216,6 +245,9 @@ impl MaterializedView {
         let (name, schema, path) = (self.name.clone(), self.schema.clone(), persist.file.clone());
         let batches = batches.to_vec();
         let write = move || {
+            // Below the questions: on a machine of few cores the write must not take
+            // the CPU from the answer it follows.
+            lower_priority();
             let started = std::time::Instant::now();
             match write_file(&name, &schema, &path, &batches) {
                 Ok(()) => tracing::debug!(
@@ -252,7 +284,7 @@ impl MaterializedView {
         self.rows
             .get_or_try_init(|| async {
                 let started = std::time::Instant::now();
-                let batches = match self.load() {
+                let batches = match self.load(partitions) {
                     Some(b) => b,
                     None => {
                         let physical = state.create_physical_plan(&self.plan).await?;
@@ -292,6 +324,22 @@ impl MaterializedView {
     }
 }
 
+/// Lowers the calling thread's scheduling priority to the lowest (nice 19; Linux gives
+/// each thread its own). Best effort: elsewhere, or if refused, nothing changes.
+#[allow(unsafe_code)] // one FFI call, no pointer: std has no safe way to set a nice value
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority takes plain integers and touches no memory of ours; who = 0
+    // names the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+    }
+}
+
+/// Rows per row group of a persisted projection: several groups per file, so a reader
+/// loads them on every core.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
 /// Writes `batches` (with the view's schema `schema`) to `path` through a temporary file
 /// in the same directory, renamed into place once complete.
 fn write_file(
@@ -304,7 +352,9 @@ fn write_file(
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let tmp = dir.join(format!(".tmp-{}-{name}", std::process::id()));
     let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-    let props = culla_schemas::layout::parquet_writer_properties().build();
+    let props = culla_schemas::layout::parquet_writer_properties()
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build();
     let mut w = ArrowWriter::try_new(std::io::BufWriter::new(file), schema.clone(), Some(props))
         .map_err(|e| e.to_string())?;
     for b in batches {
