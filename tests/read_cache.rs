@@ -297,7 +297,8 @@ async fn caches_never_change_an_answer() {
 /// `profiles` as of a period end (the base fold for families whose latest profile is on
 /// or before it, a new fold for those profiled again after it) equals a fold of every
 /// profile event up to the period end, rendered from the same fold template over a
-/// plainly filtered input.
+/// plainly filtered input; and the territory (and stage) that contacts and needs carry
+/// is that fold's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profiles_at_a_period_end_are_a_fold_of_the_profiles_up_to_it() {
     let data = tempfile::tempdir().unwrap();
@@ -367,6 +368,26 @@ async fn profiles_at_a_period_end_are_a_fold_of_the_profiles_up_to_it() {
         let want = rows("SELECT * FROM naive ORDER BY family".into()).await;
         assert!(want.len() > 200, "{to}: {} profiles", want.len());
         assert_eq!(got, want, "{to}");
+        // Contacts and needs carry the family's territory (and a need its stage) as of
+        // the period end: the plain fold's, joined by family.
+        for (view, key, cols) in [
+            ("contacts", "contact_id", "comune, nil, municipio"),
+            ("needs", "need_id", "stage, comune, nil, municipio"),
+        ] {
+            let got = rows(format!("SELECT {key}, {cols} FROM {view} ORDER BY {key}")).await;
+            let qualified = cols
+                .split(", ")
+                .map(|c| format!("n.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let want = rows(format!(
+                "SELECT v.{key}, {qualified} FROM {view} v LEFT JOIN naive n \
+                 ON n.family = v.family ORDER BY v.{key}"
+            ))
+            .await;
+            assert!(want.len() > 100, "{to}: {} {view}", want.len());
+            assert_eq!(got, want, "{to}: {view}");
+        }
         // The case the test is for: families profiled before and after the period end.
         let refolded = rows(format!(
             "SELECT family FROM profile_base WHERE last_profile_date > '{to}' \

@@ -7,6 +7,11 @@
 -- it is persisted once per commit and shared by every period (`contact_history` is this
 -- view up to the end of a period: a contact's earlier contacts are all earlier, so
 -- cutting the later ones off changes no row that remains).
+-- It also carries the family's territory from `profile_base` (its latest profile) and
+-- `last_profile_date`, the date of that profile: `contacts` takes the territory from
+-- here for every family not profiled again after the period end (all of them when the
+-- period ends on or after the latest event), so it joins no profile table of a million
+-- families.
 -- The received instant, local time and date are folded once (received_at and
 -- received_date are derived from them exactly: `at` is `at_us` as a timestamp, the
 -- `event_date` of an event is the date of its `at_local`). The family's earlier contacts
@@ -51,21 +56,26 @@ o AS (
   FROM d
 )
 SELECT
-  contact_id,
-  source,
-  channel,
-  family,
-  received_at,
-  received_local,
-  received_date,
-  received_us,
-  CASE WHEN channel = 'phone' THEN has_answer END AS answered,
-  CASE WHEN channel = 'phone' THEN (has_abandon AND NOT has_answer) END AS abandoned,
-  CASE WHEN has_answer THEN answer_wait_s ELSE abandon_wait_s END AS wait_s,
-  CASE WHEN channel = 'phone' THEN coalesce(has_answer AND answer_wait_s <= 30, false) END AS answered_within_30s,
-  duration_s,
-  referrals,
-  referrals > 0 AS escalated,
-  coalesce((family_1 IS NOT DISTINCT FROM family) AND received_us - received_us_1 <= 2592000000000, false) AS repeat_contact,
-  coalesce((family_2 IS NOT DISTINCT FROM family) AND received_us - received_us_2 <= 2592000000000, false) AS third_within_30d
+  o.contact_id,
+  o.source,
+  o.channel,
+  o.family,
+  o.received_at,
+  o.received_local,
+  o.received_date,
+  o.received_us,
+  CASE WHEN o.channel = 'phone' THEN o.has_answer END AS answered,
+  CASE WHEN o.channel = 'phone' THEN (o.has_abandon AND NOT o.has_answer) END AS abandoned,
+  CASE WHEN o.has_answer THEN o.answer_wait_s ELSE o.abandon_wait_s END AS wait_s,
+  CASE WHEN o.channel = 'phone' THEN coalesce(o.has_answer AND o.answer_wait_s <= 30, false) END AS answered_within_30s,
+  o.duration_s,
+  o.referrals,
+  o.referrals > 0 AS escalated,
+  coalesce((o.family_1 IS NOT DISTINCT FROM o.family) AND o.received_us - o.received_us_1 <= 2592000000000, false) AS repeat_contact,
+  coalesce((o.family_2 IS NOT DISTINCT FROM o.family) AND o.received_us - o.received_us_2 <= 2592000000000, false) AS third_within_30d,
+  p.comune,
+  p.nil,
+  p.municipio,
+  p.last_profile_date
 FROM o
+LEFT JOIN profile_base p ON p.family = o.family

@@ -5,7 +5,9 @@
 -- contact at 18:00:00 is out of hours; public holidays are not known and count as
 -- ordinary days). answered/abandoned/answered_within_30s are null for chats.
 -- Territory (comune, nil, municipio) is the family's, from its profile as of the end
--- of the period. escalated = at least one referral.created carries this contact_id.
+-- of the period: the latest profile's (carried by `contact_base`) unless the family was
+-- profiled again after the period end, then its profile folded up to it (`profiles_to`,
+-- or none if it had no profile yet). escalated = at least one referral.created carries this contact_id.
 -- Parameters: {{from}}, {{to}}.
 SELECT
   h.contact_id,
@@ -29,9 +31,9 @@ SELECT
   h.repeat_contact,
   h.escalated,
   h.referrals,
-  p.comune,
-  p.nil,
-  p.municipio
+  CASE WHEN h.last_profile_date > '{{to}}' THEN pt.comune ELSE h.comune END AS comune,
+  CASE WHEN h.last_profile_date > '{{to}}' THEN pt.nil ELSE h.nil END AS nil,
+  CASE WHEN h.last_profile_date > '{{to}}' THEN pt.municipio ELSE h.municipio END AS municipio
 FROM contact_history h
-LEFT JOIN profiles p ON p.family = h.family
+LEFT JOIN profiles_to pt ON pt.family = h.family AND h.last_profile_date > '{{to}}'
 WHERE h.received_date >= '{{from}}' AND h.received_date <= '{{to}}'

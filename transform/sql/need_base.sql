@@ -2,7 +2,9 @@
 -- keeps its latest version), with the latest referral listing it (by referral.created
 -- time, then referral_id), how many referrals list it, and that referral's state from
 -- `referral_base` (created, first reached callback, closing outcome, latest
--- appointment status: what `needs` judges a need by). A base projection: it depends
+-- appointment status: what `needs` judges a need by), and the family's stage and
+-- territory from its latest profile with that profile's date (`last_profile_date`;
+-- see `contact_base`). A base projection: it depends
 -- only on the log, the source and the as-of instant (persisted once per commit);
 -- `needs` judges each need of a period from it.
 -- A need's latest version is the last of its rows ordered by need_id, then (at, offset):
@@ -47,7 +49,13 @@ SELECT
   r.created_us AS referral_created_us,
   r.first_reached_us AS referral_first_reached_us,
   r.closing_outcome AS referral_closing_outcome,
-  r.latest_appointment_status AS referral_latest_appointment_status
+  r.latest_appointment_status AS referral_latest_appointment_status,
+  p.stage,
+  p.comune,
+  p.nil,
+  p.municipio,
+  p.last_profile_date
 FROM nr
 LEFT JOIN lr ON lr.need_id = nr.need_id
 LEFT JOIN referral_base r ON r.referral_id = lr.referral_id
+LEFT JOIN profile_base p ON p.family = nr.family

@@ -9,7 +9,9 @@
 --     target has passed as of the as-of instant) -> unmet 'no_callback'; else its
 --     latest appointment missed -> unmet 'missed_appointment'; else open;
 --  4. a need with no referral and no unmet first-level outcome is met.
--- stage and territory come from the family's profile as of the end of the period.
+-- stage and territory come from the family's profile as of the end of the period: the
+-- latest profile's (carried by `need_base`) unless the family was profiled again after
+-- the period end, then its profile folded up to it (`profiles_to`).
 -- The latest version of each need, its latest referral and that referral's state come
 -- from `need_base`; no_callback is decided here, as in `referral_state`.
 -- Parameters: {{from}}, {{to}}, {{as_of_us}}, {{target_us}} (the period end also reaches
@@ -30,6 +32,11 @@ WITH j AS (
     nb.referral_id,
     nb.referrals,
     nb.referral_closing_outcome AS closing_outcome,
+    nb.stage,
+    nb.comune,
+    nb.nil,
+    nb.municipio,
+    nb.last_profile_date,
     CASE
       WHEN nb.outcome IN ('no_resource', 'waiting_list', 'not_eligible') THEN nb.outcome
       WHEN nb.referral_closing_outcome IS NOT NULL THEN nb.referral_closing_outcome
@@ -64,9 +71,9 @@ SELECT
     ELSE 'unmet'
   END AS status,
   CASE WHEN j.verdict NOT IN ('resolved', 'declined', 'open') THEN j.verdict END AS reason,
-  p.stage,
-  p.comune,
-  p.nil,
-  p.municipio
+  CASE WHEN j.last_profile_date > '{{to}}' THEN pt.stage ELSE j.stage END AS stage,
+  CASE WHEN j.last_profile_date > '{{to}}' THEN pt.comune ELSE j.comune END AS comune,
+  CASE WHEN j.last_profile_date > '{{to}}' THEN pt.nil ELSE j.nil END AS nil,
+  CASE WHEN j.last_profile_date > '{{to}}' THEN pt.municipio ELSE j.municipio END AS municipio
 FROM j
-LEFT JOIN profiles p ON p.family = j.family
+LEFT JOIN profiles_to pt ON pt.family = j.family AND j.last_profile_date > '{{to}}'

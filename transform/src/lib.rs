@@ -536,7 +536,8 @@ fn profiles_are_base(scope: &Scope) -> bool {
 /// `profile_events` is rendered for every profile of the log and, as
 /// `profile_events_to`, for the profiles up to the period end of the families profiled
 /// again after it; `profile_fold` folds each into `profile_base` and `profiles_to`. When
-/// the period ends on or after the latest event, `profiles` is `profile_base` itself.
+/// the period ends on or after the latest event, `profiles` is `profile_base` itself and
+/// `profiles_to` is empty.
 pub fn rendered_projections(
     opts: &ProjectionOptions,
     scope: &Scope,
@@ -576,6 +577,10 @@ pub fn rendered_projections(
                 ("profiles", _) if whole_log => "-- profiles: every family's profile as of \
                      the end of a period that ends on or after the latest event: \
                      `profile_base` as it is (see profiles.sql).\nSELECT * FROM profile_base"
+                    .to_string(),
+                ("profiles_to", _) if whole_log => "-- profiles_to: no family was profiled \
+                     again after a period that ends on or after the latest event.\n\
+                     SELECT * FROM profile_base WHERE false"
                     .to_string(),
                 (_, Some(kv)) => render(&render(sql, &[kv]), &vars),
                 (_, None) => render(sql, &vars),
