@@ -367,33 +367,24 @@ fn every_query_matches_an_independent_implementation() {
             .collect()
     });
     // `culla ingest` persisted the base projections after its commit, shared by every
-    // period; each `culla query` wrote the option projections it persists before it
-    // exited (in the background, after its answer): complete files, no temporary file
-    // left behind.
-    let mut persisted: Vec<std::path::PathBuf> = std::fs::read_dir(data.join("_culla/cache"))
+    // period (complete files, no temporary file left behind); the questions persisted
+    // nothing more.
+    let persisted: Vec<std::path::PathBuf> = std::fs::read_dir(data.join("_culla/cache"))
         .expect("culla query made its read cache")
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("projections-"))
         .map(|e| e.path())
         .collect();
-    persisted.sort_by_key(|p| !p.to_string_lossy().contains("-base-"));
-    assert_eq!(
-        persisted.len(),
-        2,
-        "one base, one option set: {persisted:?}"
-    );
-    let listing = |dir: &Path| {
-        let mut files: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .collect();
-        files.sort();
-        files
-    };
+    assert_eq!(persisted.len(), 1, "one base: {persisted:?}");
     assert!(persisted[0].to_string_lossy().contains("-base-"));
+    let mut files: Vec<String> = std::fs::read_dir(&persisted[0])
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    files.sort();
     assert_eq!(
-        listing(&persisted[0]),
+        files,
         [
             "contact_base.parquet",
             "family_base.parquet",
@@ -402,16 +393,6 @@ fn every_query_matches_an_independent_implementation() {
             "referral_base.parquet"
         ],
         "persisted base projections"
-    );
-    assert_eq!(
-        listing(&persisted[1]),
-        [
-            "contacts.parquet",
-            "families.parquet",
-            "needs.parquet",
-            "referrals.parquet"
-        ],
-        "persisted projections"
     );
     for (name, keys, got) in &answers {
         let want = expected["queries"][*name]

@@ -6,15 +6,13 @@
 //! `CULLA_PYTHON`, default `python3`).
 //!
 //! Each question is timed from a fresh opening of the data (lock, tables, projections,
-//! question) in four states of culla's read caches: none (`open_uncached`: the
+//! question) in three states of culla's read caches: none (`open_uncached`: the
 //! partitions listed and read directly); copy only (the consolidated copy of the log is
-//! there, base and option projections are folded afresh: the first question after a
-//! commit no writer warmed, or a new source or as-of instant); copy + base (the base
-//! projections persisted after the commit by `culla ingest`/`compact` are there too,
-//! the option projections are folded afresh: a new question, period or threshold after
-//! a commit); and warm (the projections persisted by an earlier run of the same
-//! options). DuckDB runs the same SQL on the partitions, on the consolidated copy, and on
-//! the copy with the base projections read from culla's persisted files. The one-off
+//! there, the base projections are folded afresh: the first question after a commit no
+//! writer warmed, or a new source or as-of instant); copy + base (the base projections
+//! persisted after the commit by `culla ingest`/`compact` are there too: every other
+//! question). DuckDB runs the same SQL on the partitions, on the consolidated copy, and
+//! on the copy with the base projections read from culla's persisted files. The one-off
 //! costs of the copy and of the base projections (paid once per commit) are printed
 //! too. Every figure is a median
 //! of three runs (`CULLA_BENCH_RUNS` on the large set, default 3). Goals: < 100 ms per question on one year,
@@ -74,15 +72,13 @@ enum Cache {
     /// (the first question after a commit no writer warmed, or a new source or as-of).
     Cold,
     /// The copy and the base projections are there (made after the commit by `culla
-    /// ingest`/`compact`): the option projections are folded afresh (a new question,
-    /// period or threshold after a commit).
+    /// ingest`/`compact`): the option projections are computed from them (every
+    /// question, period or threshold after a commit; nothing more is persisted).
     Fold,
-    /// The projections of these options are persisted.
-    Warm,
 }
 
-/// Deletes the persisted option projections, and the base ones unless `keep_base`
-/// (keeps the consolidated copy).
+/// Deletes the persisted projections unless `keep_base` and they are base ones (keeps
+/// the consolidated copy).
 fn forget_projections(data: &Path, keep_base: bool) {
     let dir = culla_transform::eventcache::cache_dir(data);
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -130,9 +126,6 @@ async fn run_direct(name: &str, p: &Params) -> usize {
 /// data (lock, tables, projections, question), and the rows it returned.
 fn median_ms(rt: &tokio::runtime::Runtime, name: &str, p: &Params, cache: Cache) -> (f64, usize) {
     let mut rows = 0;
-    if cache == Cache::Warm {
-        rt.block_on(run(name, p)).expect("query runs");
-    }
     // A fold persists its projections in the background, after the answer (as `culla
     // query` does before it exits): wait for those writes outside the timed region.
     let settle = || culla_transform::cache::wait_for_writes();
@@ -145,7 +138,7 @@ fn median_ms(rt: &tokio::runtime::Runtime, name: &str, p: &Params, cache: Cache)
                     forget_projections(&p.data, true);
                     base_dir(&p.data);
                 }
-                _ => {}
+                Cache::None => {}
             }
             let s = Instant::now();
             rows = match cache {
@@ -264,7 +257,7 @@ fn selected(name: &str) -> bool {
 }
 
 /// Whether `CULLA_BENCH_STATES` (comma-separated of `copy`, `base`, `none`, `cold`,
-/// `fold`, `warm`, `duckdb`; default all) selects `state`.
+/// `fold`, `duckdb`; default all) selects `state`.
 fn measured(state: &str) -> bool {
     match std::env::var("CULLA_BENCH_STATES") {
         Ok(s) if !s.is_empty() => s.split(',').any(|n| n.trim() == state),
@@ -382,12 +375,11 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
          Consolidated copy (first reader after a commit): {:.1} ms, {copy_mb:.1} MB. \
          Base projections (folded and persisted after a commit with the copy): {:.1} ms, \
          {base_mb:.1} MB.\n\n\
-         | query | culla, no cache (ms) | culla, copy only: all folded (ms) | culla, copy + base: \
-         options folded (ms) | culla, warm (ms) | DuckDB on the partitions (ms) | DuckDB on the \
-         copy: all folded (ms) | DuckDB on the copy + base: options folded (ms) | copy only / \
-         DuckDB on the copy | copy + base / DuckDB on the copy + base | warm / DuckDB on the \
-         partitions | rows (culla / DuckDB) |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|",
+         | query | culla, no cache (ms) | culla, copy only: all folded (ms) | culla, copy + base \
+         (ms) | DuckDB on the partitions (ms) | DuckDB on the copy: all folded (ms) | DuckDB on \
+         the copy + base (ms) | copy only / DuckDB on the copy | copy + base / DuckDB on the copy \
+         + base | copy + base / DuckDB on the partitions | rows (culla / DuckDB) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|",
         copy_ms[copy_ms.len() / 2],
         base_ms[base_ms.len() / 2],
     );
@@ -409,19 +401,18 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
         let (none, _) = time(q.name, Cache::None, "none");
         let (cold, _) = time(q.name, Cache::Cold, "cold");
         let (fold, rows) = time(q.name, Cache::Fold, "fold");
-        let (warm, _) = time(q.name, Cache::Warm, "warm");
         let dp = find(&duck_parts, q.name);
         let dc = find(&duck_copy, q.name);
         let db = find(&duck_base, q.name);
         println!(
-            "| {} | {none:.1} | {cold:.1} | {fold:.1} | {warm:.1} | {} | {} | {} | {} | {} | {} | {rows} / {} |",
+            "| {} | {none:.1} | {cold:.1} | {fold:.1} | {} | {} | {} | {} | {} | {} | {rows} / {} |",
             q.name,
             fmt(dp.map(|d| d.0)),
             fmt(dc.map(|d| d.0)),
             fmt(db.map(|d| d.0)),
             ratio(cold, dc.map(|d| d.0)),
             ratio(fold, db.map(|d| d.0)),
-            ratio(warm, dp.map(|d| d.0)),
+            ratio(fold, dp.map(|d| d.0)),
             db.or(dc)
                 .or(dp)
                 .map_or("–".to_string(), |d| d.1.to_string()),
@@ -431,7 +422,10 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
     if std::env::var("CULLA_BENCH_ONLY").is_ok_and(|o| !o.is_empty()) {
         return;
     }
-    let all = |cache: Cache| -> f64 {
+    let all = |cache: Cache, state: &str| -> f64 {
+        if !measured(state) {
+            return f64::NAN;
+        }
         let mut t: Vec<f64> = (0..runs())
             .map(|_| {
                 match cache {
@@ -440,7 +434,7 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
                         forget_projections(&p.data, true);
                         base_dir(&p.data);
                     }
-                    _ => {}
+                    Cache::None => {}
                 }
                 let s = Instant::now();
                 rt.block_on(run_many(&names, &p)).expect("queries run");
@@ -452,10 +446,10 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
         t.sort_by(f64::total_cmp);
         t[t.len() / 2]
     };
-    let (cold, fold, warm) = (all(Cache::Cold), all(Cache::Fold), all(Cache::Warm));
+    let (cold, fold) = (all(Cache::Cold, "cold"), all(Cache::Fold, "fold"));
     let sum = |d: &Duck| d.iter().map(|(_, t, _)| t).sum::<f64>();
     println!(
-        "| all {} questions, one session (as the report) | – | {cold:.1} | {fold:.1} | {warm:.1} | {:.1} (sum) | {:.1} (sum) | {:.1} (sum) | | | | |",
+        "| all {} questions, one session (as the report) | – | {cold:.1} | {fold:.1} | {:.1} (sum) | {:.1} (sum) | {:.1} (sum) | | | | |",
         names.len(),
         sum(&duck_parts),
         sum(&duck_copy),

@@ -9,9 +9,11 @@
 -- The history-based flags (needs, repeat contacts) are read from `family_base`: a flag
 -- holds when the date it first held is on or before the period end.
 -- score = number of flags; high_risk = score >= the risk threshold.
--- contacts = its contacts in the period; repeat_contact_count = those of them with
--- another contact of the family in the previous 30 days.
--- Parameters: {{to}}, {{risk_threshold}}.
+-- contacts = its contacts in the period (the rows of `contacts`, read from
+-- `contact_history` so a question about families does not build `contacts`);
+-- repeat_contact_count = those of them with another contact of the family in the
+-- previous 30 days.
+-- Parameters: {{from}}, {{to}}, {{risk_threshold}}.
 WITH fc AS (
   SELECT
     family,
@@ -20,7 +22,8 @@ WITH fc AS (
     count(CASE WHEN repeat_contact THEN 1 END) AS repeat_contact_count,
     min(received_at) AS first_contact_at,
     max(received_at) AS last_contact_at
-  FROM contacts
+  FROM contact_history
+  WHERE received_date >= '{{from}}'
   GROUP BY family
 ),
 f AS (

@@ -11,17 +11,18 @@
 //! The rows are a snapshot of the data directory taken under the caller's read lock:
 //! a session sees one consistent state; open a new session to see newer commits.
 //!
-//! A view can also be **persisted**: its rows are then written to a Parquet file in
-//! `_culla/cache/projections-<seq>-<layer>-<key>/` the first time they are computed, and read
-//! from there by every later session of the same manifest sequence and the same
-//! projection SQL (period, source, as-of instant, thresholds: all rendered into it).
-//! The file is an exact copy of rows computed from exactly that state of the log, so a
-//! rerun of a question costs reading one small file instead of folding the log again.
-//! A file that cannot be written or read is ignored: the rows are then computed.
-//! The file is written on a thread of its own while the question goes on (writing a
-//! projection of 10 million events takes 0.5–1.6 s, which no answer should wait for);
-//! that thread holds a shared read lock of its own until the file is complete, and
-//! [`wait_for_writes`] waits for every such write (the CLI calls it before exiting).
+//! A view can also be **persisted** (the base projections are): its rows are then
+//! written to a Parquet file in `_culla/cache/projections-<seq>-base-<key>/` the first
+//! time they are computed, and every later session of the same manifest sequence and the
+//! same projection SQL (source and as-of instant: rendered into it) reads that file
+//! instead, through [`persisted_table`]: DataFusion scans only the columns and row
+//! groups a question needs, on every core. The file is an exact copy of rows computed
+//! from exactly that state of the log. A file that cannot be written or read is ignored:
+//! the rows are then computed. The file is written on a thread of its own, at the lowest
+//! priority, while the question goes on (writing a projection of 10 million events takes
+//! 0.5–1.6 s, which no answer should wait for); that thread holds a shared read lock of
+//! its own until the file is complete, and [`wait_for_writes`] waits for every such
+//! write (the CLI calls it before exiting).
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
@@ -29,6 +30,10 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
 use datafusion::parquet::arrow::ArrowWriter;
@@ -60,33 +65,12 @@ pub fn wait_for_writes() {
 /// Directory name prefix of persisted projections.
 const PROJECTIONS_PREFIX: &str = "projections-";
 
-/// Which layer of projections a directory holds (see `PROJECTIONS` in the crate root).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layer {
-    /// The base projections: one directory per commit, source and as-of instant.
-    Base,
-    /// The option projections: one directory per commit and full set of options.
-    Options,
-}
-
-impl Layer {
-    /// The layer's tag in directory names: `base` or `options`.
-    pub fn tag(self) -> &'static str {
-        match self {
-            Layer::Base => "base",
-            Layer::Options => "options",
-        }
-    }
-}
-
-/// The directory persisted projections of manifest sequence `seq` and layer `layer`
-/// live in when built from the SQL texts `sql` (their rendering carries every option
-/// the layer depends on), under `cache_dir`:
-/// `projections-<seq>-<layer>-<hash>`.
+/// The directory the base projections of manifest sequence `seq` live in when built
+/// from the SQL texts `sql` (their rendering carries the source and as-of instant),
+/// under `cache_dir`: `projections-<seq>-base-<hash>`.
 pub fn projection_dir<'a>(
     cache_dir: &Path,
     seq: u64,
-    layer: Layer,
     sql: impl IntoIterator<Item = &'a str>,
 ) -> PathBuf {
     // FNV-1a, 64 bits: stable across builds and platforms, unlike std's hasher.
@@ -102,10 +86,7 @@ pub fn projection_dir<'a>(
         eat(s.as_bytes());
         eat(&[0]);
     }
-    cache_dir.join(format!(
-        "{PROJECTIONS_PREFIX}{seq:020}-{}-{h:016x}",
-        layer.tag()
-    ))
+    cache_dir.join(format!("{PROJECTIONS_PREFIX}{seq:020}-base-{h:016x}"))
 }
 
 /// The manifest sequence of a persisted-projections directory name.
@@ -115,6 +96,45 @@ pub fn projection_seq(name: &str) -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// The persisted rows of a view with schema `view_schema`, as a table DataFusion scans
+/// directly (only the columns and row groups a question needs, on every core), if
+/// `file` is there and its footer has exactly the view's columns and types; `None`
+/// otherwise (the caller computes the rows instead).
+pub fn persisted_table(file: &Path, view_schema: &Schema) -> Option<Arc<dyn TableProvider>> {
+    let f = std::fs::File::open(file).ok()?;
+    let footer = ParquetRecordBatchReaderBuilder::try_new(f).ok()?;
+    let stored = footer.schema();
+    let same = stored.fields().len() == view_schema.fields().len()
+        && stored
+            .fields()
+            .iter()
+            .zip(view_schema.fields())
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+    if !same {
+        tracing::debug!(file = %file.display(), "persisted projection ignored: other columns");
+        return None;
+    }
+    let schema = nullable(view_schema);
+    let url = ListingTableUrl::parse(file.to_string_lossy()).ok()?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    Some(Arc::new(ListingTable::try_new(config).ok()?))
+}
+
+/// `schema` with every column nullable (what persisted files and views declare).
+fn nullable(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// A view whose rows are computed on first use and then kept for the session.
@@ -143,17 +163,10 @@ impl MaterializedView {
     /// Every column is declared nullable: the logical plan's nullability is not always
     /// what execution produces, and the projections' readers never rely on it.
     pub fn new(name: &str, df: DataFrame) -> Self {
-        let fields: Vec<Field> = df
-            .schema()
-            .as_arrow()
-            .fields()
-            .iter()
-            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
-            .collect();
         MaterializedView {
             name: name.to_string(),
             plan: df.logical_plan().clone(),
-            schema: Arc::new(Schema::new(fields)),
+            schema: nullable(df.schema().as_arrow()),
             rows: OnceCell::new(),
             persist: None,
         }

@@ -596,9 +596,10 @@ pub async fn register_projections(ctx: &SessionContext, opts: &ProjectionOptions
     Ok(register_projections_in(ctx, opts, None, None).await?.0)
 }
 
-/// The option projections a question reads directly: persisted when a cache is
-/// available.
-const PERSISTED: &[&str] = &["contacts", "needs", "referrals", "families"];
+/// The option projections: plain views over the base projections when those are
+/// persisted (or being persisted); kept in memory otherwise. (`profiles_to` and its
+/// input, small or empty, are kept in memory in every case: three views read them.)
+const OPTION_VIEWS: &[&str] = &["profiles", "contacts", "referrals", "needs", "families"];
 
 /// [`register_projections`] for events read from a consolidated copy: the public
 /// projections are persisted under `data`'s cache for that manifest sequence.
@@ -611,23 +612,15 @@ async fn register_projections_in(
     let scope = resolve_scope_known(ctx, opts, consolidated.and_then(|c| c.max_at_us)).await?;
     let rendered = rendered_projections(opts, &scope);
     // Base projections are keyed by the base layer's SQL only, so every period and
-    // threshold of one commit (and source and as-of instant) shares them; the option
-    // projections by every view's SQL.
+    // threshold of one commit (and source and as-of instant) shares them.
     let persist_dirs = match (data, consolidated) {
         (Some(data), Some(c)) => {
-            let cdir = eventcache::cache_dir(data);
             let base = rendered
                 .iter()
                 .filter(|(n, _)| BASE.contains(n))
                 .map(|(_, sql)| sql.as_str());
             Some((
-                cache::projection_dir(&cdir, c.seq, cache::Layer::Base, base),
-                cache::projection_dir(
-                    &cdir,
-                    c.seq,
-                    cache::Layer::Options,
-                    rendered.iter().map(|(_, sql)| sql.as_str()),
-                ),
+                cache::projection_dir(&eventcache::cache_dir(data), c.seq, base),
                 data,
             ))
         }
@@ -648,29 +641,24 @@ async fn register_projections_in(
             _ if PLAIN.contains(&name) => plan.into_view(),
             // `SELECT * FROM profile_base`: nothing to keep apart from it.
             _ if name == "profiles" && profiles_are_base(&scope) => plan.into_view(),
-            Some((base, _, data)) if PERSISTED_BASE.contains(&name) => {
-                Arc::new(cache::MaterializedView::persisted(
-                    name,
-                    plan,
-                    base.join(format!("{name}.parquet")),
-                    data,
-                ))
+            Some((base, data)) if PERSISTED_BASE.contains(&name) => {
+                let file = base.join(format!("{name}.parquet"));
+                match cache::persisted_table(&file, plan.schema().as_arrow()) {
+                    Some(table) => table,
+                    None => Arc::new(cache::MaterializedView::persisted(name, plan, file, data)),
+                }
             }
-            Some((_, options, data)) if PERSISTED.contains(&name) => {
-                Arc::new(cache::MaterializedView::persisted(
-                    name,
-                    plan,
-                    options.join(format!("{name}.parquet")),
-                    data,
-                ))
-            }
+            // Over persisted or persisting base projections, the option projections
+            // are plain views: a question computes only the columns and rows it reads,
+            // from the base files' columns it needs (a cut, a join, a small aggregate).
+            Some(_) if OPTION_VIEWS.contains(&name) => plan.into_view(),
             _ => Arc::new(cache::MaterializedView::new(name, plan)),
         };
         ctx.register_table(name, view)?;
     }
     register_scope_table(ctx, opts, &scope)?;
     tracing::debug!(from = %scope.from, to = %scope.to, as_of = %scope.as_of, "projections registered");
-    Ok((scope, persist_dirs.map(|(base, _, _)| base)))
+    Ok((scope, persist_dirs.map(|(base, _)| base)))
 }
 
 fn register_scope_table(
