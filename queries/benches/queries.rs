@@ -257,7 +257,8 @@ fn selected(name: &str) -> bool {
 }
 
 /// Whether `CULLA_BENCH_STATES` (comma-separated of `copy`, `base`, `none`, `cold`,
-/// `fold`, `duckdb`; default all) selects `state`.
+/// `fold`, `duckdb`, or `duckdb-base` for DuckDB on the copy + base only; default all)
+/// selects `state`.
 fn measured(state: &str) -> bool {
     match std::env::var("CULLA_BENCH_STATES") {
         Ok(s) if !s.is_empty() => s.split(',').any(|n| n.trim() == state),
@@ -355,7 +356,21 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
         .map(|m| m.len())
         .sum::<u64>() as f64
         / 1e6;
-    let (duck_parts, duck_copy, duck_base) = if measured("duckdb") {
+    let only_base = std::env::var("CULLA_BENCH_STATES")
+        .is_ok_and(|s| s.split(',').any(|n| n.trim() == "duckdb-base"));
+    let (duck_parts, duck_copy, duck_base) = if only_base {
+        (
+            Vec::new(),
+            Vec::new(),
+            duckdb(
+                rt,
+                &p,
+                work.path(),
+                Some(&copy.join("*.parquet")),
+                Some(&base),
+            ),
+        )
+    } else if measured("duckdb") {
         (
             duckdb(rt, &p, work.path(), None, None),
             duckdb(rt, &p, work.path(), Some(&copy.join("*.parquet")), None),

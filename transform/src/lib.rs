@@ -6,8 +6,7 @@
 //! `event_date` as Utf8) and `dead_letters` (partition `received_date`), the Milan
 //! reference tables `nil` and `births`, a one-row `scope` table saying which period,
 //! source and as-of instant the projections use, and the projections themselves, folded
-//! from the whole log so a late event corrects the past, each computed at most once per
-//! session, on first use, and then kept in memory ([`cache`]):
+//! from the whole log so a late event corrects the past:
 //!
 //! - `contacts`: one row per contact (call or chat) received in the period;
 //! - `needs`: one row per need recorded in the period, with its final status and reason;
@@ -15,16 +14,20 @@
 //!   appointments and closing;
 //! - `families`: one row per family in contact in the period, with its merged profile,
 //!   isolation-risk flags, score and `high_risk`;
-//! - helpers `scoped_events`, `profile_events`, `profiles`, `contact_history`,
-//!   `referral_state`.
+//! - the base projections they are cut from ([`BASE`]: `contact_base`, `need_base`,
+//!   `referral_base`, `profile_base`, `family_base`) and helpers `scoped_events`,
+//!   `profile_events`, `profiles`, `profiles_to`, `contact_history`, `referral_state`.
 //!
 //! The projections are SQL files (`transform/sql/*.sql`, embedded) rendered with the
 //! period and options: DataFusion does all the heavy lifting. Readers must hold
 //! [`read_lock`] while queries run so a concurrent compaction never swaps files under
 //! them. `events` is read from one consolidated copy of the manifest's live files
-//! ([`eventcache`]) and the four public projections are persisted per manifest sequence
-//! and options ([`cache`]), so a question reruns without folding the log again. The SQL functions `poisson_ci_low` / `poisson_ci_high` come from [`stats`],
-//! the exact percentile aggregate `percentile_exact` from [`percentile`].
+//! ([`eventcache`]); the base projections, computed at most once per session, are
+//! persisted per manifest sequence, source and as-of instant ([`cache`]) and read from
+//! their files after that, so no question after a commit folds the log again; the option
+//! projections are views over them. The SQL functions `poisson_ci_low` /
+//! `poisson_ci_high` come from [`stats`], the exact percentile aggregate
+//! `percentile_exact` from [`percentile`].
 
 pub mod cache;
 pub mod eventcache;
@@ -523,6 +526,34 @@ pub async fn latest_event(ctx: &SessionContext) -> Result<Option<DateTime<Utc>>>
 
 use datafusion::arrow::array::Array;
 
+/// `contacts.sql` or `needs.sql` for a period that ends on or after the latest event,
+/// when `profiles_to` is empty: without its join, each `CASE WHEN x.last_profile_date >
+/// '{{to}}' THEN pt.col ELSE x.col END` reduced to `x.col` (the branch it always takes),
+/// so the question reads no family column to probe an empty table.
+fn without_profiles_to(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    for line in sql.lines() {
+        if line.trim_start().starts_with("LEFT JOIN profiles_to pt ") {
+            continue;
+        }
+        let reduced = (|| {
+            let case = line.find("CASE WHEN ")?;
+            line[case..].find(" THEN pt.")?;
+            let value = case + line[case..].find(" ELSE ")? + " ELSE ".len();
+            let end = value + line[value..].find(" END")?;
+            Some(format!(
+                "{}{}{}",
+                &line[..case],
+                &line[value..end],
+                &line[end + " END".len()..]
+            ))
+        })();
+        out.push_str(reduced.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
 /// Whether the period ends on or after the latest event, so `profiles` is
 /// `profile_base` as it is.
 fn profiles_are_base(scope: &Scope) -> bool {
@@ -583,6 +614,9 @@ pub fn rendered_projections(
                      SELECT * FROM profile_base WHERE false"
                     .to_string(),
                 (_, Some(kv)) => render(&render(sql, &[kv]), &vars),
+                ("contacts" | "needs", None) if whole_log => {
+                    render(&without_profiles_to(sql), &vars)
+                }
                 (_, None) => render(sql, &vars),
             };
             (*name, body)
@@ -762,4 +796,29 @@ pub async fn describe_tables(ctx: &SessionContext) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_period_at_the_latest_event_joins_no_refolded_profile() {
+        for (file, cases) in [
+            (include_str!("../sql/contacts.sql"), 3),
+            (include_str!("../sql/needs.sql"), 4),
+        ] {
+            let plain = without_profiles_to(file);
+            assert!(
+                !plain.contains("profiles_to") && !plain.contains("pt."),
+                "{plain}"
+            );
+            assert_eq!(plain.lines().count(), file.lines().count() - 1);
+            assert_eq!(
+                file.matches("CASE WHEN").count() - plain.matches("CASE WHEN").count(),
+                cases
+            );
+            assert!(plain.contains(" AS comune,") || plain.contains(" AS comune\n"));
+        }
+    }
 }
