@@ -89,6 +89,18 @@ fn forget_projections(data: &Path, keep_base: bool) {
     }
 }
 
+/// Puts the read caches of `data` in the state `cache` is timed in.
+fn set_up(cache: Cache, data: &Path) {
+    match cache {
+        Cache::Cold => forget_projections(data, false),
+        Cache::Fold => {
+            forget_projections(data, true);
+            base_dir(data);
+        }
+        Cache::None => {}
+    }
+}
+
 /// The persisted base projections of the default options (made if missing): the
 /// directory holding `profile_base.parquet`, `contact_base.parquet`…
 fn base_dir(data: &Path) -> std::path::PathBuf {
@@ -132,14 +144,7 @@ fn median_ms(rt: &tokio::runtime::Runtime, name: &str, p: &Params, cache: Cache)
     settle();
     let mut t: Vec<f64> = (0..runs())
         .map(|_| {
-            match cache {
-                Cache::Cold => forget_projections(&p.data, false),
-                Cache::Fold => {
-                    forget_projections(&p.data, true);
-                    base_dir(&p.data);
-                }
-                Cache::None => {}
-            }
+            set_up(cache, &p.data);
             let s = Instant::now();
             rows = match cache {
                 Cache::None => rt.block_on(run_direct(name, p)),
@@ -443,14 +448,7 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
         }
         let mut t: Vec<f64> = (0..runs())
             .map(|_| {
-                match cache {
-                    Cache::Cold => forget_projections(&p.data, false),
-                    Cache::Fold => {
-                        forget_projections(&p.data, true);
-                        base_dir(&p.data);
-                    }
-                    Cache::None => {}
-                }
+                set_up(cache, &p.data);
                 let s = Instant::now();
                 rt.block_on(run_many(&names, &p)).expect("queries run");
                 let ms = s.elapsed().as_secs_f64() * 1000.0;

@@ -167,8 +167,9 @@ pub const BASE: &[&str] = &[
     "family_base",
 ];
 
-/// Base projections persisted once per commit (and source and as-of instant).
-const PERSISTED_BASE: &[&str] = &[
+/// Base projections persisted once per commit (and source and as-of instant), each as
+/// `<name>.parquet` in the commit's base directory.
+pub const PERSISTED_BASE: &[&str] = &[
     "profile_base",
     "contact_base",
     "referral_base",
