@@ -13,7 +13,9 @@
 -- latest profile's (carried by `need_base`) unless the family was profiled again after
 -- the period end, then its profile folded up to it (`profiles_to`).
 -- The latest version of each need, its latest referral and that referral's state come
--- from `need_base`; no_callback is decided here, as in `referral_state`.
+-- from `need_base`, with the verdict when no option changes it (`settled_*`); for a need
+-- whose referral is open, no_callback is decided here, as in `referral_state`, else
+-- `open_reason` applies.
 -- Parameters: {{from}}, {{to}}, {{as_of_us}}, {{target_us}} (the period end also reaches
 -- it through `profiles`).
 WITH j AS (
@@ -37,15 +39,11 @@ WITH j AS (
     nb.nil,
     nb.municipio,
     nb.last_profile_date,
-    CASE
-      WHEN nb.outcome IN ('no_resource', 'waiting_list', 'not_eligible') THEN nb.outcome
-      WHEN nb.referral_closing_outcome IS NOT NULL THEN nb.referral_closing_outcome
-      WHEN nb.referral_id IS NULL THEN 'resolved'
-      WHEN nb.referral_first_reached_us IS NULL
-        AND {{as_of_us}} - nb.referral_created_us > {{target_us}} THEN 'no_callback'
-      WHEN nb.referral_latest_appointment_status = 'missed' THEN 'missed_appointment'
-      ELSE 'open'
-    END AS verdict
+    nb.settled_status,
+    nb.settled_reason,
+    nb.open_reason,
+    nb.settled_status IS NULL AND nb.referral_first_reached_us IS NULL
+      AND {{as_of_us}} - nb.referral_created_us > {{target_us}} AS no_callback
   FROM need_base nb
   WHERE nb.event_date >= '{{from}}' AND nb.event_date <= '{{to}}'
 )
@@ -64,13 +62,16 @@ SELECT
   j.referral_id,
   j.referrals,
   j.closing_outcome,
-  CASE j.verdict
-    WHEN 'resolved' THEN 'met'
-    WHEN 'declined' THEN 'declined'
-    WHEN 'open' THEN 'open'
-    ELSE 'unmet'
+  CASE
+    WHEN j.settled_status IS NOT NULL THEN j.settled_status
+    WHEN j.no_callback OR j.open_reason IS NOT NULL THEN 'unmet'
+    ELSE 'open'
   END AS status,
-  CASE WHEN j.verdict NOT IN ('resolved', 'declined', 'open') THEN j.verdict END AS reason,
+  CASE
+    WHEN j.settled_status IS NOT NULL THEN j.settled_reason
+    WHEN j.no_callback THEN 'no_callback'
+    ELSE j.open_reason
+  END AS reason,
   CASE WHEN j.last_profile_date > '{{to}}' THEN pt.stage ELSE j.stage END AS stage,
   CASE WHEN j.last_profile_date > '{{to}}' THEN pt.comune ELSE j.comune END AS comune,
   CASE WHEN j.last_profile_date > '{{to}}' THEN pt.nil ELSE j.nil END AS nil,
