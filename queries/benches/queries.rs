@@ -332,13 +332,7 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
         .expect("copy made")
         .expect("events committed")
         .copy;
-    let copy_mb = std::fs::read_dir(&copy)
-        .expect("copy listed")
-        .flatten()
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum::<u64>() as f64
-        / 1e6;
+    let copy_mb = dir_mb(&copy);
     // The one-off cost of the base projections, paid after each commit by `culla
     // ingest`/`compact` (or by the first reader, as part of a cold question).
     let base_runs = if measured("base") { runs() } else { 1 };
@@ -354,13 +348,7 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
         .collect();
     base_ms.sort_by(f64::total_cmp);
     let base = base_dir(&p.data);
-    let base_mb = std::fs::read_dir(&base)
-        .expect("base listed")
-        .flatten()
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum::<u64>() as f64
-        / 1e6;
+    let base_mb = dir_mb(&base);
     let only_base = std::env::var("CULLA_BENCH_STATES")
         .is_ok_and(|s| s.split(',').any(|n| n.trim() == "duckdb-base"));
     let (duck_parts, duck_copy, duck_base) = if only_base {
@@ -468,6 +456,17 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
         sum(&duck_copy),
         sum(&duck_base),
     );
+}
+
+/// The size of the files directly in `dir`, in MB.
+fn dir_mb(dir: &Path) -> f64 {
+    std::fs::read_dir(dir)
+        .expect("directory listed")
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum::<u64>() as f64
+        / 1e6
 }
 
 fn count_files(dir: &Path) -> usize {
