@@ -351,33 +351,18 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
     let base_mb = dir_mb(&base);
     let only_base = std::env::var("CULLA_BENCH_STATES")
         .is_ok_and(|s| s.split(',').any(|n| n.trim() == "duckdb-base"));
-    let (duck_parts, duck_copy, duck_base) = if only_base {
-        (
-            Vec::new(),
-            Vec::new(),
-            duckdb(
-                rt,
-                &p,
-                work.path(),
-                Some(&copy.join("*.parquet")),
-                Some(&base),
-            ),
-        )
-    } else if measured("duckdb") {
-        (
-            duckdb(rt, &p, work.path(), None, None),
-            duckdb(rt, &p, work.path(), Some(&copy.join("*.parquet")), None),
-            duckdb(
-                rt,
-                &p,
-                work.path(),
-                Some(&copy.join("*.parquet")),
-                Some(&base),
-            ),
-        )
-    } else {
-        (Vec::new(), Vec::new(), Vec::new())
+    let copy_files = copy.join("*.parquet");
+    let duck = |copy: Option<&Path>, base: Option<&Path>, wanted: bool| {
+        if wanted {
+            duckdb(rt, &p, work.path(), copy, base)
+        } else {
+            Vec::new()
+        }
     };
+    let all_duck = measured("duckdb") && !only_base;
+    let duck_parts = duck(None, None, all_duck);
+    let duck_copy = duck(Some(&copy_files), None, all_duck);
+    let duck_base = duck(Some(&copy_files), Some(&base), all_duck || only_base);
     println!(
         "\n### {label}: {n} events, {files} files\n\n\
          Consolidated copy (first reader after a commit): {:.1} ms, {copy_mb:.1} MB. \

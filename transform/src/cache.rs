@@ -172,9 +172,9 @@ impl MaterializedView {
         }
     }
 
-    /// Like [`MaterializedView::new`], with the rows persisted in `file` (read from it
-    /// when present, written there once computed, in the background under a shared read
-    /// lock of the data directory `data`).
+    /// Like [`MaterializedView::new`], with the rows written to `file` once computed, in
+    /// the background under a shared read lock of the data directory `data` (readers
+    /// read that file through [`persisted_table`], not through this view).
     pub fn persisted(name: &str, df: DataFrame, file: PathBuf, data: &Path) -> Self {
         MaterializedView {
             persist: Some(Persist {
@@ -182,60 +182,6 @@ impl MaterializedView {
                 data: data.to_path_buf(),
             }),
             ..MaterializedView::new(name, df)
-        }
-    }
-
-    /// The persisted rows, if the file is there and has this view's columns, read by
-    /// `threads` threads (each a share of the file's row groups, in order).
-    fn load(&self, threads: usize) -> Option<Vec<RecordBatch>> {
-        let path = &self.persist.as_ref()?.file;
-        let read = || -> std::result::Result<Vec<RecordBatch>, String> {
-            let open = || std::fs::File::open(path).map_err(|e| e.to_string());
-            let groups = ParquetRecordBatchReaderBuilder::try_new(open()?)
-                .map_err(|e| e.to_string())?
-                .metadata()
-                .num_row_groups();
-            let threads = threads.clamp(1, groups.max(1));
-            let share = groups.div_ceil(threads);
-            let read_groups = |first: usize| -> std::result::Result<Vec<RecordBatch>, String> {
-                let wanted: Vec<usize> = (first..(first + share).min(groups)).collect();
-                let reader = ParquetRecordBatchReaderBuilder::try_new(open()?)
-                    .and_then(|b| b.with_row_groups(wanted).with_batch_size(8192).build())
-                    .map_err(|e| e.to_string())?;
-                reader
-                    .map(|b| {
-                        let b = b.map_err(|e| e.to_string())?;
-                        RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())
-                            .map_err(|e| e.to_string())
-                    })
-                    .collect()
-            };
-            let parts: Vec<std::result::Result<Vec<RecordBatch>, String>> =
-                std::thread::scope(|s| {
-                    let handles: Vec<_> = (0..groups)
-                        .step_by(share.max(1))
-                        .map(|first| s.spawn(move || read_groups(first)))
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|h| h.join().unwrap_or_else(|_| Err("reader panicked".into())))
-                        .collect()
-                });
-            let mut out = Vec::new();
-            for p in parts {
-                out.extend(p?);
-            }
-            Ok(out)
-        };
-        if !path.is_file() {
-            return None;
-        }
-        match read() {
-            Ok(b) => Some(b),
-            Err(e) => {
-                tracing::debug!(view = %self.name, file = %path.display(), error = %e, "persisted projection ignored");
-                None
-            }
         }
     }
 
@@ -297,23 +243,15 @@ impl MaterializedView {
         self.rows
             .get_or_try_init(|| async {
                 let started = std::time::Instant::now();
-                let batches = match self.load(partitions) {
-                    Some(b) => b,
-                    None => {
-                        let physical = state.create_physical_plan(&self.plan).await?;
-                        // The view's schema (every column nullable) on the rows once, for
-                        // both the file and the session.
-                        let b = collect(physical, state.task_ctx())
-                            .await?
-                            .into_iter()
-                            .map(|b| {
-                                RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())
-                            })
-                            .collect::<std::result::Result<Vec<_>, _>>()?;
-                        self.store(&b);
-                        b
-                    }
-                };
+                let physical = state.create_physical_plan(&self.plan).await?;
+                // The view's schema (every column nullable) on the rows once, for both
+                // the file and the session.
+                let batches = collect(physical, state.task_ctx())
+                    .await?
+                    .into_iter()
+                    .map(|b| RecordBatch::try_new(self.schema.clone(), b.columns().to_vec()))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                self.store(&batches);
                 let parts = partitions.max(1);
                 let mut split: Vec<Vec<RecordBatch>> = vec![Vec::new(); parts];
                 let mut rows = 0usize;
@@ -349,8 +287,8 @@ fn lower_priority() {
     }
 }
 
-/// Rows per row group of a persisted projection: several groups per file, so a reader
-/// loads them on every core.
+/// Rows per row group of a persisted projection: several groups per file, so a scan
+/// of it runs on every core.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Writes `batches` (with the view's schema `schema`) to `path` through a temporary file
