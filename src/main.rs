@@ -41,6 +41,7 @@ enum Command {
     Ingest(cmd::ingest::IngestArgs),
     Deadletters(cmd::ingest::DeadLettersArgs),
     Compact(cmd::ingest::CompactArgs),
+    Warm(cmd::ingest::WarmArgs),
     Query(cmd::query::QueryArgs),
     Sql(cmd::query::SqlArgs),
     Report(cmd::report::ReportArgs),
@@ -55,7 +56,11 @@ fn main() -> std::process::ExitCode {
     // and faster with mimalloc's default delay (docs/bench-queries.md, session 9).
     if !matches!(
         cli.command,
-        Command::Query(_) | Command::Sql(_) | Command::Report(_) | Command::Survey(_)
+        Command::Query(_)
+            | Command::Sql(_)
+            | Command::Report(_)
+            | Command::Survey(_)
+            | Command::Warm(_)
     ) {
         culla_ingest::memory::return_freed_memory_promptly();
     }
@@ -69,6 +74,7 @@ fn main() -> std::process::ExitCode {
         Command::Ingest(a) => cmd::ingest::run_ingest(a),
         Command::Deadletters(a) => cmd::ingest::run_deadletters(a),
         Command::Compact(a) => cmd::ingest::run_compact(a),
+        Command::Warm(a) => cmd::ingest::run_warm(a),
         Command::Query(a) => cmd::query::run_query(a),
         Command::Sql(a) => cmd::query::run_sql(a),
         Command::Report(a) => cmd::report::run_report(a),

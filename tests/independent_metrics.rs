@@ -367,28 +367,34 @@ fn every_query_matches_an_independent_implementation() {
             .collect()
     });
     // `culla ingest` persisted the base projections after its commit, shared by every
-    // period (complete files, no temporary file left behind); the questions persisted
-    // nothing more.
+    // period: of both sources together and of each alone (complete files, no temporary
+    // file left behind); the questions persisted nothing more.
     let persisted: Vec<std::path::PathBuf> = std::fs::read_dir(data.join("_culla/cache"))
         .expect("culla query made its read cache")
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("projections-"))
         .map(|e| e.path())
         .collect();
-    assert_eq!(persisted.len(), 1, "one base: {persisted:?}");
-    assert!(persisted[0].to_string_lossy().contains("-base-"));
-    let mut files: Vec<String> = std::fs::read_dir(&persisted[0])
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .collect();
-    files.sort();
+    assert_eq!(
+        persisted.len(),
+        3,
+        "every source, each alone: {persisted:?}"
+    );
     let mut want: Vec<String> = culla_transform::PERSISTED_BASE
         .iter()
         .map(|n| format!("{n}.parquet"))
         .collect();
     want.sort();
-    assert_eq!(files, want, "persisted base projections");
+    for dir in &persisted {
+        assert!(dir.to_string_lossy().contains("-base-"));
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        files.sort();
+        assert_eq!(files, want, "persisted base projections");
+    }
     for (name, keys, got) in &answers {
         let want = expected["queries"][*name]
             .as_array()

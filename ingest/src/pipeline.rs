@@ -52,7 +52,7 @@ use datafusion::arrow::datatypes::{Int32Type, Int64Type};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -85,6 +85,10 @@ pub struct IngestOptions {
     /// does what the source suits ([`EventSource::paces_by_default`]: the local log yes,
     /// Kafka no), `Some(_)` decides for any source that can pause a partition.
     pub pace: Option<bool>,
+    /// Set, each time the source is caught up (a poll found nothing) and what was
+    /// pending is committed, to the number of commits this run has made plus one (0:
+    /// not yet caught up): a streaming ingest warms the read caches when it moves.
+    pub caught_up: Option<Arc<AtomicU64>>,
 }
 
 impl Default for IngestOptions {
@@ -97,6 +101,7 @@ impl Default for IngestOptions {
             queue_batches: 4,
             progress: false,
             pace: None,
+            caught_up: None,
         }
     }
 }
@@ -1217,6 +1222,9 @@ fn write_loop(
                 Item::Idle => {
                     if !w.is_idle() || w.due(opts) {
                         commit(w)?;
+                    }
+                    if let Some(c) = &opts.caught_up {
+                        c.store(w.summary.commits + 1, Ordering::Relaxed);
                     }
                 }
                 Item::Finish => {

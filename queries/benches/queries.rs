@@ -15,7 +15,9 @@
 //! on the copy with the base projections read from culla's persisted files. The one-off
 //! costs of the copy and of the base projections (paid once per commit) are printed
 //! too. Every figure is a median
-//! of three runs (`CULLA_BENCH_RUNS` on the large set, default 3). Goals: < 100 ms per question on one year,
+//! of three runs (`CULLA_BENCH_RUNS` on the large set, default 3); `CULLA_BENCH_SOURCE=S`
+//! asks every question with `--source S` (its own base projections, made by the writer's
+//! warm for each source of a log of several). Goals: < 100 ms per question on one year,
 //! < 1 s on 10M events, ≤ 1.5× DuckDB. Prints Markdown tables (figures go to
 //! docs/bench-queries.md).
 
@@ -89,30 +91,39 @@ fn forget_projections(data: &Path, keep_base: bool) {
     }
 }
 
-/// Puts the read caches of `data` in the state `cache` is timed in.
-fn set_up(cache: Cache, data: &Path) {
+/// Puts the read caches of `p.data` in the state `cache` is timed in.
+fn set_up(cache: Cache, p: &Params) {
     match cache {
-        Cache::Cold => forget_projections(data, false),
+        Cache::Cold => forget_projections(&p.data, false),
         Cache::Fold => {
-            forget_projections(data, true);
-            base_dir(data);
+            forget_projections(&p.data, true);
+            base_dir(p);
         }
         Cache::None => {}
     }
 }
 
-/// The persisted base projections of the default options (made if missing): the
-/// directory holding `profile_base.parquet`, `contact_base.parquet`…
-fn base_dir(data: &Path) -> std::path::PathBuf {
-    culla_transform::warm_cache(data);
-    let dir = culla_transform::eventcache::cache_dir(data);
-    std::fs::read_dir(dir)
-        .expect("cache listed")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().contains("-base-"))
-        .max()
-        .expect("base projections made")
+/// The persisted base projections of the bench's options (made by the writer's warm
+/// if missing): the directory holding `profile_base.parquet`, `contact_base.parquet`…
+fn base_dir(p: &Params) -> std::path::PathBuf {
+    culla_transform::warm_cache(&p.data);
+    let opts = p.projection_options().expect("valid params");
+    let dir = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let _lock = culla_transform::read_lock(&p.data).expect("lock");
+            culla_transform::base_projection_dir(&p.data, &opts).await
+        })
+        .expect("data opens")
+        .expect("a consolidated copy");
+    assert!(
+        culla_transform::PERSISTED_BASE
+            .iter()
+            .all(|n| dir.join(format!("{n}.parquet")).is_file()),
+        "the writer's warm made the base projections of {:?}",
+        p.source
+    );
+    dir
 }
 
 /// One fresh opening of the data and one question, reading the partitions directly.
@@ -144,7 +155,7 @@ fn median_ms(rt: &tokio::runtime::Runtime, name: &str, p: &Params, cache: Cache)
     settle();
     let mut t: Vec<f64> = (0..runs())
         .map(|_| {
-            set_up(cache, &p.data);
+            set_up(cache, p);
             let s = Instant::now();
             rows = match cache {
                 Cache::None => rt.block_on(run_direct(name, p)),
@@ -309,8 +320,12 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
     let (_tmp, data, n) = data_dir(keep, events, label);
     let work = tempfile::tempdir().expect("temp dir");
     let files = count_files(&data.join("events"));
+    // `CULLA_BENCH_SOURCE=S`: every question with `--source S`.
     let p = Params {
         data,
+        source: std::env::var("CULLA_BENCH_SOURCE")
+            .ok()
+            .filter(|s| !s.is_empty()),
         ..Params::default()
     };
     // The one-off cost of the consolidated copy, paid by the first reader after a commit.
@@ -342,12 +357,12 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
                 forget_projections(&p.data, false);
             }
             let s = Instant::now();
-            base_dir(&p.data);
+            base_dir(&p);
             s.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
     base_ms.sort_by(f64::total_cmp);
-    let base = base_dir(&p.data);
+    let base = base_dir(&p);
     let base_mb = dir_mb(&base);
     let only_base = std::env::var("CULLA_BENCH_STATES")
         .is_ok_and(|s| s.split(',').any(|n| n.trim() == "duckdb-base"));
@@ -421,7 +436,7 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
         }
         let mut t: Vec<f64> = (0..runs())
             .map(|_| {
-                set_up(cache, &p.data);
+                set_up(cache, &p);
                 let s = Instant::now();
                 rt.block_on(run_many(&names, &p)).expect("queries run");
                 let ms = s.elapsed().as_secs_f64() * 1000.0;

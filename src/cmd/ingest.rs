@@ -1,6 +1,6 @@
-//! `culla produce`, `culla ingest`, `culla deadletters` and `culla compact`: putting
-//! events on a log, compacting them exactly once into Parquet, and looking after what
-//! was rejected or written in small pieces.
+//! `culla produce`, `culla ingest`, `culla deadletters`, `culla compact` and `culla
+//! warm`: putting events on a log, compacting them exactly once into Parquet, looking
+//! after what was rejected or written in small pieces, and making the read caches.
 //!
 //! Every command works on the embedded local log (`DIR/log/`) or on Kafka
 //! (`--brokers`); the data directory's manifest is the only record of progress.
@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -78,7 +78,11 @@ Valid events go to DIR/events/source=…/event_date=…/*.parquet, bad messages 
 DIR/dead_letters/ (see `culla deadletters`), duplicates (same event_id) are dropped.
 Files and offsets are committed together in DIR/_culla/manifest, so a crash or a
 restart never loses or duplicates an event. Ctrl-C (or SIGTERM) commits what is pending
-and exits. Prints one summary line.")]
+and exits. Prints one summary line.
+
+Read caches: after a batch ingest, and while a streaming ingest is caught up with the
+log, the consolidated copy and the base projections of the new commit are made (at the
+lowest CPU priority while streaming), so questions do not fold the log themselves.")]
 pub struct IngestArgs {
     /// Data directory (events, dead letters, manifest; and the local log in DIR/log).
     #[arg(long, env = "CULLA_DATA")]
@@ -173,6 +177,7 @@ pub fn run_ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
         flush_interval: Duration::from_secs_f64(a.flush_secs),
         until_idle: a.until_idle,
         progress: true,
+        caught_up: (!a.until_idle).then(|| Arc::new(AtomicU64::new(0))),
         ..IngestOptions::default()
     };
     let stop = stop_on_signal();
@@ -191,10 +196,76 @@ pub fn run_ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
             pipeline::start_offsets(&dir, "log"),
         )?),
     };
-    let sum = pipeline::run(&mut *source, &dir, &opts, &stop)?;
-    println!("{sum}");
+    let ingesting = AtomicBool::new(true);
+    let ingested = std::thread::scope(|s| {
+        if let Some(caught_up) = &opts.caught_up
+            && culla_transform::eventcache::enabled()
+        {
+            let (data, ingesting) = (&a.data, &ingesting);
+            std::thread::Builder::new()
+                .name("culla-warm".into())
+                .spawn_scoped(s, move || warm_while_streaming(data, caught_up, ingesting))
+                .context("cannot start the thread that warms the read caches")?;
+        }
+        let ingested = pipeline::run(&mut *source, &dir, &opts, &stop);
+        ingesting.store(false, Ordering::Relaxed);
+        anyhow::Ok(ingested?)
+    })?;
+    println!("{ingested}");
     culla_transform::warm_cache(&a.data);
     Ok(ExitCode::SUCCESS)
+}
+
+/// While a streaming ingest runs: each time it is caught up with the log after new
+/// commits, makes the read caches of the data directory (`culla warm --background`, a
+/// child process at the lowest CPU priority, so ingest keeps its memory and its CPU),
+/// one at a time; stops the child when ingest stops.
+fn warm_while_streaming(data: &std::path::Path, caught_up: &AtomicU64, ingesting: &AtomicBool) {
+    let Ok(exe) = std::env::current_exe() else {
+        tracing::warn!("cannot find culla's executable: read caches made by readers");
+        return;
+    };
+    let mut warmed = 0u64;
+    let mut child: Option<std::process::Child> = None;
+    while ingesting.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        if let Some(c) = &mut child {
+            match c.try_wait() {
+                Ok(None) => continue,
+                Ok(Some(status)) if !status.success() => {
+                    tracing::warn!(%status, "warming the read caches failed")
+                }
+                _ => {}
+            }
+            child = None;
+        }
+        let now = caught_up.load(Ordering::Relaxed);
+        if now <= warmed {
+            continue;
+        }
+        warmed = now;
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.arg("warm")
+            .arg("--background")
+            .arg("--data")
+            .arg(data)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        // Its own process group: a Ctrl-C meant for ingest reaches ingest alone.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        match cmd.spawn() {
+            Ok(c) => child = Some(c),
+            Err(e) => {
+                tracing::warn!("cannot start `culla warm`: {e}");
+                return;
+            }
+        }
+    }
+    if let Some(mut c) = child {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
 
 /// What to do with the dead letters.
@@ -302,5 +373,47 @@ pub fn run_compact(a: CompactArgs) -> anyhow::Result<ExitCode> {
     let sum = compact(&DataDir::new(&a.data), &opts)?;
     println!("{sum}");
     culla_transform::warm_cache(&a.data);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Make the read caches of a data directory now.
+#[derive(clap::Args)]
+#[command(after_help = "Examples:
+  culla warm --data ./data
+  culla warm --data ./data --background      # at the lowest CPU priority
+
+Makes what the next question would otherwise make first: the consolidated copy of the
+event log's live files, and the base projections folded from it as of the latest event,
+for every source together and for each source alone. After that, every question on
+this commit (any period, thresholds or --source) reads them; only --as-of folds its own.
+`culla ingest` and `culla compact` do this themselves when they finish, and a streaming
+ingest whenever it is caught up with the log; use it after copying data in by hand.")]
+pub struct WarmArgs {
+    /// Data directory.
+    #[arg(long, env = "CULLA_DATA")]
+    pub data: PathBuf,
+    /// Run at the lowest CPU priority (nice 19), as a streaming ingest does.
+    #[arg(long)]
+    pub background: bool,
+}
+
+/// Makes the read caches.
+pub fn run_warm(a: WarmArgs) -> anyhow::Result<ExitCode> {
+    if a.background {
+        culla_transform::cache::lower_priority();
+    }
+    if !culla_transform::eventcache::enabled() {
+        anyhow::bail!("read caches are off (CULLA_CACHE): nothing to make");
+    }
+    if !a.data.is_dir() {
+        anyhow::bail!("no data directory at {}", a.data.display());
+    }
+    let started = std::time::Instant::now();
+    let _lock = culla_transform::read_lock(&a.data)?;
+    culla_transform::warm_base(&a.data)?;
+    println!(
+        "read caches ready in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(ExitCode::SUCCESS)
 }

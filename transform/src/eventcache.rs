@@ -72,6 +72,8 @@ pub struct Prepared {
     pub recent: Vec<RecordBatch>,
     /// Latest event instant (µs since the epoch) over the copy and the recent rows.
     pub max_at_us: Option<i64>,
+    /// The sources the live event files hold (their `source=` partitions), sorted.
+    pub sources: Vec<String>,
 }
 
 /// Finds or builds the consolidated copy for the data directory's current manifest.
@@ -87,10 +89,17 @@ pub fn prepare(data: &Path) -> Result<Option<Prepared>, String> {
     if live.is_empty() {
         return Ok(None);
     }
+    let sources: Vec<String> = live
+        .iter()
+        .filter_map(|f| layout::partition_value(&f.path, "source"))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     let cdir = cache_dir(data);
     if let Some((base, path)) = newest_copy(&cdir, snap.seq) {
         match reuse(&dir, &snap, &commits, base, &path) {
-            Ok(Some(p)) => return Ok(Some(p)),
+            Ok(Some(p)) => return Ok(Some(Prepared { sources, ..p })),
             Ok(None) => {}
             Err(e) => tracing::debug!(copy = %path.display(), error = %e, "cache copy not usable"),
         }
@@ -108,6 +117,7 @@ pub fn prepare(data: &Path) -> Result<Option<Prepared>, String> {
         copy,
         recent: Vec::new(),
         max_at_us,
+        sources,
     }))
 }
 
@@ -147,6 +157,7 @@ fn reuse(
             copy: path.to_path_buf(),
             recent: Vec::new(),
             max_at_us: max_at,
+            sources: Vec::new(),
         }));
     }
     let mut added: Vec<FileEntry> = Vec::new();
@@ -173,6 +184,7 @@ fn reuse(
         copy: path.to_path_buf(),
         recent,
         max_at_us,
+        sources: Vec::new(),
     }))
 }
 

@@ -206,8 +206,9 @@ pub fn read_lock(data: &Path) -> Result<std::fs::File> {
 }
 
 /// Makes the read caches of the log as it is now: the consolidated copy ([`eventcache`])
-/// and the base projections of every source as of the latest event ([`BASE`]), so the
-/// next question, whatever its period or thresholds, neither copies nor folds the log;
+/// and the base projections as of the latest event ([`BASE`]) of every source together
+/// and of each alone, so the next question, whatever its period, thresholds or source,
+/// neither copies nor folds the log;
 /// for writers to call after a batch ingest or a compaction. Best effort: a failure is
 /// logged and the next reader makes what is missing.
 pub fn warm_cache(data: &Path) {
@@ -228,7 +229,8 @@ pub fn warm_cache(data: &Path) {
 }
 
 /// Makes the consolidated copy and folds and persists the base projections of the
-/// default options (the caller holds the read lock). Waits for the files.
+/// default options, and of each source alone when the log holds more than one (the
+/// caller holds the read lock). Waits for the files.
 pub fn warm_base(data: &Path) -> Result<()> {
     if !has_events(data) {
         return Ok(());
@@ -238,32 +240,50 @@ pub fn warm_base(data: &Path) -> Result<()> {
         .build()
         .map_err(|e| Error::Invalid(format!("no runtime for the read cache: {e}")))?;
     rt.block_on(async {
-        let ctx = new_context();
-        let Some(consolidated) = register_tables_from(&ctx, data, true).await? else {
-            // No copy could be made: nothing would be persisted either.
+        let Some(sources) = warm_base_of(data, &ProjectionOptions::default()).await? else {
             return Ok(());
         };
-        let opts = ProjectionOptions::default();
-        let dir = register_projections_in(&ctx, &opts, Some(data), Some(consolidated))
-            .await?
-            .1;
-        if let Some(dir) = dir
-            && PERSISTED_BASE
-                .iter()
-                .all(|name| dir.join(format!("{name}.parquet")).is_file())
-        {
-            return Ok(());
+        if sources.len() > 1 {
+            for source in sources {
+                let opts = ProjectionOptions {
+                    source: Some(source),
+                    ..ProjectionOptions::default()
+                };
+                warm_base_of(data, &opts).await?;
+            }
         }
+        Ok::<_, Error>(())
+    })?;
+    cache::wait_for_writes();
+    Ok(())
+}
+
+/// Folds and persists the base projections of `opts` unless they are on disk; the
+/// sources of the log, or `None` when no consolidated copy could be made (nothing
+/// would be persisted either).
+async fn warm_base_of(data: &Path, opts: &ProjectionOptions) -> Result<Option<Vec<String>>> {
+    let ctx = new_context();
+    let Some(consolidated) = register_tables_from(&ctx, data, true).await? else {
+        return Ok(None);
+    };
+    let sources = consolidated.sources.clone();
+    let dir = register_projections_in(&ctx, opts, Some(data), Some(consolidated))
+        .await?
+        .1;
+    let on_disk = dir.is_some_and(|dir| {
+        PERSISTED_BASE
+            .iter()
+            .all(|name| dir.join(format!("{name}.parquet")).is_file())
+    });
+    if !on_disk {
         for name in PERSISTED_BASE {
             ctx.sql(&format!("SELECT count(*) FROM {name}"))
                 .await?
                 .collect()
                 .await?;
         }
-        Ok::<_, Error>(())
-    })?;
-    cache::wait_for_writes();
-    Ok(())
+    }
+    Ok(Some(sources))
 }
 
 /// Whether `DIR/events` holds at least one Parquet file.
@@ -377,10 +397,12 @@ pub async fn register_tables(ctx: &SessionContext, data: &Path) -> Result<()> {
 }
 
 /// Where `events` was registered from: the consolidated copy of a manifest sequence.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Consolidated {
     seq: u64,
     max_at_us: Option<i64>,
+    /// The sources of its events, sorted.
+    sources: Vec<String>,
 }
 
 /// Registers the tables, `events` from the consolidated copy when `use_cache` and the
@@ -408,6 +430,7 @@ async fn register_tables_from(
             Some(Consolidated {
                 seq: p.seq,
                 max_at_us: p.max_at_us,
+                sources: p.sources.clone(),
             })
         }
         None => {
@@ -644,11 +667,25 @@ async fn register_projections_in(
     data: Option<&Path>,
     consolidated: Option<Consolidated>,
 ) -> Result<(Scope, Option<PathBuf>)> {
-    let scope = resolve_scope_known(ctx, opts, consolidated.and_then(|c| c.max_at_us)).await?;
-    let rendered = rendered_projections(opts, &scope);
+    let scope =
+        resolve_scope_known(ctx, opts, consolidated.as_ref().and_then(|c| c.max_at_us)).await?;
+    // `--source S` over a log that holds only S selects every event: the projections
+    // are those of every source (the same rows), so they share the persisted base.
+    let only_source = consolidated
+        .as_ref()
+        .is_some_and(|c| c.sources.len() == 1 && opts.source.as_ref() == c.sources.first());
+    let rendered = if only_source {
+        let every = ProjectionOptions {
+            source: None,
+            ..opts.clone()
+        };
+        rendered_projections(&every, &scope)
+    } else {
+        rendered_projections(opts, &scope)
+    };
     // Base projections are keyed by the base layer's SQL only, so every period and
     // threshold of one commit (and source and as-of instant) shares them.
-    let persist_dirs = match (data, consolidated) {
+    let persist_dirs = match (data, &consolidated) {
         (Some(data), Some(c)) => {
             let base = rendered
                 .iter()
@@ -767,6 +804,19 @@ async fn open_with(
     let consolidated = register_tables_from(&ctx, data, use_cache).await?;
     let (scope, _) = register_projections_in(&ctx, opts, Some(data), consolidated).await?;
     Ok((ctx, scope))
+}
+
+/// The directory the base projections of `opts` are (or would be) persisted in for the
+/// data's latest commit; `None` without a consolidated copy (benchmarks hand these
+/// files to other engines). Hold [`read_lock`].
+pub async fn base_projection_dir(data: &Path, opts: &ProjectionOptions) -> Result<Option<PathBuf>> {
+    let ctx = new_context();
+    let consolidated = register_tables_from(&ctx, data, true).await?;
+    Ok(
+        register_projections_in(&ctx, opts, Some(data), consolidated)
+            .await?
+            .1,
+    )
 }
 
 /// Runs one SQL statement and returns its rows as one batch.
