@@ -101,19 +101,34 @@ fn valid_events(data: &Path) -> u64 {
     n
 }
 
+/// Kills the streaming ingest if the test fails before stopping it.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 #[test]
 fn a_streaming_ingest_warms_every_source_when_caught_up() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     produce(&data, "milano-020202", 11, 300);
     produce(&data, "melzo-1000giorni", 12, 80);
-    let mut ingest = culla()
-        .args(["ingest", "--flush-secs", "0.5", "--data"])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut guard = KillOnDrop(Some(
+        culla()
+            .args(["ingest", "--flush-secs", "0.5", "--data"])
+            .arg(&data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let ingest = guard.0.as_mut().unwrap();
     // Two sources: the base of both together and of each alone.
     let first = wait_for_warm(&data, valid_events(&data), 3);
 
@@ -130,7 +145,7 @@ fn a_streaming_ingest_warms_every_source_when_caught_up() {
     run(Command::new("kill")
         .args(["-TERM", &ingest.id().to_string()])
         .stdout(Stdio::null()));
-    let out = ingest.wait_with_output().unwrap();
+    let out = guard.0.take().unwrap().wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{}",
