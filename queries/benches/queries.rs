@@ -8,10 +8,10 @@
 //! Each question is timed from a fresh opening of the data (lock, tables, projections,
 //! question) in three states of culla's read caches: none (`open_uncached`: the
 //! partitions listed and read directly); copy only (the consolidated copy of the log is
-//! there, the base projections are folded afresh: the first question after a commit no
-//! writer warmed, or a new source or as-of instant); copy + base (the base projections
-//! persisted after the commit by `culla ingest`/`compact` are there too: every other
-//! question). DuckDB runs the same SQL on the partitions, on the consolidated copy, and
+//! there, the base projections are folded afresh: a question with its own as-of
+//! instant, or one on a streaming commit before its warm ended); copy + base (the base
+//! projections persisted after the commit by the writer's warm are there too: every
+//! other question, with or without a source). DuckDB runs the same SQL on the partitions, on the consolidated copy, and
 //! on the copy with the base projections read from culla's persisted files. The one-off
 //! costs of the copy and of the base projections (paid once per commit) are printed
 //! too. Every figure is a median
@@ -71,11 +71,13 @@ enum Cache {
     /// No cache: the partitions are listed and read directly.
     None,
     /// Only the consolidated copy is there: base and option projections folded afresh
-    /// (the first question after a commit no writer warmed, or a new source or as-of).
+    /// (a question with its own as-of instant, or one on a streaming commit before its
+    /// warm ended).
     Cold,
     /// The copy and the base projections are there (made after the commit by `culla
-    /// ingest`/`compact`): the option projections are computed from them (every
-    /// question, period or threshold after a commit; nothing more is persisted).
+    /// warm`, run by `culla ingest`/`compact`): the option projections are computed
+    /// from them (every question, period, threshold or source after a commit; nothing
+    /// more is persisted).
     Fold,
 }
 
