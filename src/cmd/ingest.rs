@@ -216,20 +216,28 @@ pub fn run_ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// After a warm that took `d`, the next starts no sooner than `WARM_REST × d` after it
+/// ended: on a large log (a fold of 20 s on 10M events) a trickle of commits keeps the
+/// warms to a quarter of a core, not a whole one; on a year's log (under a second) every
+/// commit is warmed at once.
+const WARM_REST: u32 = 3;
+
 /// While a streaming ingest runs: each time it is caught up with the log after new
 /// commits, makes the read caches of the data directory (`culla warm --background`, a
 /// child process at the lowest CPU priority, so ingest keeps its memory and its CPU),
-/// one at a time; stops the child when ingest stops.
+/// one at a time and resting [`WARM_REST`] times as long as the last one took; stops
+/// the child when ingest stops.
 fn warm_while_streaming(data: &std::path::Path, caught_up: &AtomicU64, ingesting: &AtomicBool) {
     let Ok(exe) = std::env::current_exe() else {
         tracing::warn!("cannot find culla's executable: read caches made by readers");
         return;
     };
     let mut warmed = 0u64;
-    let mut child: Option<std::process::Child> = None;
+    let mut child: Option<(std::process::Child, std::time::Instant)> = None;
+    let mut rest_until = std::time::Instant::now();
     while ingesting.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
-        if let Some(c) = &mut child {
+        if let Some((c, started)) = &mut child {
             match c.try_wait() {
                 Ok(None) => continue,
                 Ok(Some(status)) if !status.success() => {
@@ -237,10 +245,12 @@ fn warm_while_streaming(data: &std::path::Path, caught_up: &AtomicU64, ingesting
                 }
                 _ => {}
             }
+            let now = std::time::Instant::now();
+            rest_until = now + now.duration_since(*started) * WARM_REST;
             child = None;
         }
         let now = caught_up.load(Ordering::Relaxed);
-        if now <= warmed {
+        if now <= warmed || std::time::Instant::now() < rest_until {
             continue;
         }
         warmed = now;
@@ -255,14 +265,14 @@ fn warm_while_streaming(data: &std::path::Path, caught_up: &AtomicU64, ingesting
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         match cmd.spawn() {
-            Ok(c) => child = Some(c),
+            Ok(c) => child = Some((c, std::time::Instant::now())),
             Err(e) => {
                 tracing::warn!("cannot start `culla warm`: {e}");
                 return;
             }
         }
     }
-    if let Some(mut c) = child {
+    if let Some((mut c, _)) = child {
         let _ = c.kill();
         let _ = c.wait();
     }
