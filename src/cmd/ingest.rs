@@ -218,7 +218,7 @@ pub fn run_ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
 
 /// After a warm that took `d`, the next starts no sooner than `WARM_REST × d` after it
 /// ended: on a large log (a fold of 20 s on 10M events) a trickle of commits keeps the
-/// warms to a quarter of a core, not a whole one; on a year's log (under a second) every
+/// warms running a quarter of the time, not all of it; on a year's log (under a second) every
 /// commit is warmed at once.
 const WARM_REST: u32 = 3;
 
