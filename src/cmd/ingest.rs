@@ -218,8 +218,8 @@ pub fn run_ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
 
 /// After a warm that took `d`, the next starts no sooner than `WARM_REST × d` after it
 /// ended: on a large log (a fold of 20 s on 10M events) a trickle of commits keeps the
-/// warms running a quarter of the time, not all of it; on a year's log (under a second) every
-/// commit is warmed at once.
+/// warms running a quarter of the time, not all of it; on a year's log (under a
+/// second) every commit is warmed at once.
 const WARM_REST: u32 = 3;
 
 /// While a streaming ingest runs: each time it is caught up with the log after new
