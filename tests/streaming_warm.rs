@@ -58,11 +58,7 @@ fn complete_bases(data: &Path, seq: u64) -> Vec<PathBuf> {
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
         .map(|e| e.path())
-        .filter(|d| {
-            culla_transform::PERSISTED_BASE
-                .iter()
-                .all(|n| d.join(format!("{n}.parquet")).is_file())
-        })
+        .filter(|d| culla_transform::base_is_complete(d))
         .collect();
     out.sort();
     out

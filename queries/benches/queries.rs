@@ -11,8 +11,9 @@
 //! there, the base projections are folded afresh: a question with its own as-of
 //! instant, or one on a streaming commit before its warm ended); copy + base (the base
 //! projections persisted after the commit by the writer's warm are there too: every
-//! other question, with or without a source). DuckDB runs the same SQL on the partitions, on the consolidated copy, and
-//! on the copy with the base projections read from culla's persisted files. The one-off
+//! other question, with or without a source). DuckDB runs the same SQL on the
+//! partitions, on the consolidated copy, and on the copy with the base projections read
+//! from culla's persisted files. The one-off
 //! costs of the copy and of the base projections (paid once per commit) are printed
 //! too. Every figure is a median
 //! of three runs (`CULLA_BENCH_RUNS` on the large set, default 3); `CULLA_BENCH_SOURCE=S`
@@ -99,19 +100,17 @@ fn set_up(cache: Cache, p: &Params) {
         Cache::Cold => forget_projections(&p.data, false),
         Cache::Fold => {
             forget_projections(&p.data, true);
-            base_dir(p);
+            culla_transform::warm_cache(&p.data);
         }
         Cache::None => {}
     }
 }
 
-/// The persisted base projections of the bench's options (made by the writer's warm
-/// if missing): the directory holding `profile_base.parquet`, `contact_base.parquet`…
-fn base_dir(p: &Params) -> std::path::PathBuf {
-    culla_transform::warm_cache(&p.data);
+/// The persisted base projections of the bench's options, made by the writer's warm:
+/// the directory holding `profile_base.parquet`, `contact_base.parquet`…
+fn base_dir(rt: &tokio::runtime::Runtime, p: &Params) -> std::path::PathBuf {
     let opts = p.projection_options().expect("valid params");
-    let dir = tokio::runtime::Runtime::new()
-        .expect("runtime")
+    let dir = rt
         .block_on(async {
             let _lock = culla_transform::read_lock(&p.data).expect("lock");
             culla_transform::base_projection_dir(&p.data, &opts).await
@@ -119,9 +118,7 @@ fn base_dir(p: &Params) -> std::path::PathBuf {
         .expect("data opens")
         .expect("a consolidated copy");
     assert!(
-        culla_transform::PERSISTED_BASE
-            .iter()
-            .all(|n| dir.join(format!("{n}.parquet")).is_file()),
+        culla_transform::base_is_complete(&dir),
         "the writer's warm made the base projections of {:?}",
         p.source
     );
@@ -359,12 +356,12 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
                 forget_projections(&p.data, false);
             }
             let s = Instant::now();
-            base_dir(&p);
+            culla_transform::warm_cache(&p.data);
             s.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
     base_ms.sort_by(f64::total_cmp);
-    let base = base_dir(&p);
+    let base = base_dir(rt, &p);
     let base_mb = dir_mb(&base);
     let only_base = std::env::var("CULLA_BENCH_STATES")
         .is_ok_and(|s| s.split(',').any(|n| n.trim() == "duckdb-base"));

@@ -276,7 +276,8 @@ impl MaterializedView {
 }
 
 /// Lowers the calling thread's scheduling priority to the lowest (nice 19; Linux gives
-/// each thread its own, and threads it starts afterwards inherit it). Best effort: elsewhere, or if refused, nothing changes.
+/// each thread its own, and threads it starts afterwards inherit it). Best effort:
+/// elsewhere, or if refused, nothing changes.
 #[allow(unsafe_code)] // one FFI call, no pointer: std has no safe way to set a nice value
 pub fn lower_priority() {
     #[cfg(target_os = "linux")]

@@ -235,22 +235,25 @@ pub fn warm_base(data: &Path) -> Result<()> {
     if !has_events(data) {
         return Ok(());
     }
+    // One copy (and one reading of the manifest and its footers) for every source.
+    let Some(prepared) = prepare_copy(data) else {
+        // No copy could be made: nothing would be persisted either.
+        return Ok(());
+    };
+    let mut options = vec![ProjectionOptions::default()];
+    if prepared.sources.len() > 1 {
+        options.extend(prepared.sources.iter().map(|s| ProjectionOptions {
+            source: Some(s.clone()),
+            ..ProjectionOptions::default()
+        }));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Invalid(format!("no runtime for the read cache: {e}")))?;
     rt.block_on(async {
-        let Some(sources) = warm_base_of(data, &ProjectionOptions::default()).await? else {
-            return Ok(());
-        };
-        if sources.len() > 1 {
-            for source in sources {
-                let opts = ProjectionOptions {
-                    source: Some(source),
-                    ..ProjectionOptions::default()
-                };
-                warm_base_of(data, &opts).await?;
-            }
+        for opts in &options {
+            warm_base_of(data, &prepared, opts).await?;
         }
         Ok::<_, Error>(())
     })?;
@@ -258,32 +261,35 @@ pub fn warm_base(data: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Folds and persists the base projections of `opts` unless they are on disk; the
-/// sources of the log, or `None` when no consolidated copy could be made (nothing
-/// would be persisted either).
-async fn warm_base_of(data: &Path, opts: &ProjectionOptions) -> Result<Option<Vec<String>>> {
+/// Folds and persists the base projections of `opts` over the copy `prepared`, unless
+/// they are on disk.
+async fn warm_base_of(
+    data: &Path,
+    prepared: &eventcache::Prepared,
+    opts: &ProjectionOptions,
+) -> Result<()> {
     let ctx = new_context();
-    let Some(consolidated) = register_tables_from(&ctx, data, true).await? else {
-        return Ok(None);
-    };
-    let sources = consolidated.sources.clone();
-    let dir = register_projections_in(&ctx, opts, Some(data), Some(consolidated))
+    let consolidated = register_tables_with(&ctx, data, Some(prepared)).await?;
+    let dir = register_projections_in(&ctx, opts, Some(data), consolidated)
         .await?
         .1;
-    let on_disk = dir.is_some_and(|dir| {
-        PERSISTED_BASE
-            .iter()
-            .all(|name| dir.join(format!("{name}.parquet")).is_file())
-    });
-    if !on_disk {
-        for name in PERSISTED_BASE {
-            ctx.sql(&format!("SELECT count(*) FROM {name}"))
-                .await?
-                .collect()
-                .await?;
-        }
+    if dir.is_some_and(|dir| base_is_complete(&dir)) {
+        return Ok(());
     }
-    Ok(Some(sources))
+    for name in PERSISTED_BASE {
+        ctx.sql(&format!("SELECT count(*) FROM {name}"))
+            .await?
+            .collect()
+            .await?;
+    }
+    Ok(())
+}
+
+/// Whether `dir` (a base-projection directory) holds every file of [`PERSISTED_BASE`].
+pub fn base_is_complete(dir: &Path) -> bool {
+    PERSISTED_BASE
+        .iter()
+        .all(|name| dir.join(format!("{name}.parquet")).is_file())
 }
 
 /// Whether `DIR/events` holds at least one Parquet file.
@@ -412,21 +418,32 @@ async fn register_tables_from(
     data: &Path,
     use_cache: bool,
 ) -> Result<Option<Consolidated>> {
-    let dir = DataDir::new(data);
-    let prepared = if use_cache {
-        match eventcache::prepare(data) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(data = %data.display(), error = %e, "reading the event partitions directly (no consolidated copy)");
-                None
-            }
+    let prepared = if use_cache { prepare_copy(data) } else { None };
+    register_tables_with(ctx, data, prepared.as_ref()).await
+}
+
+/// The consolidated copy of the data's latest commit (made if missing), or `None`
+/// (logged) when there is none to read: the partitions are read instead.
+fn prepare_copy(data: &Path) -> Option<eventcache::Prepared> {
+    match eventcache::prepare(data) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(data = %data.display(), error = %e, "reading the event partitions directly (no consolidated copy)");
+            None
         }
-    } else {
-        None
-    };
+    }
+}
+
+/// [`register_tables_from`] with the copy already prepared (`None`: the partitions).
+async fn register_tables_with(
+    ctx: &SessionContext,
+    data: &Path,
+    prepared: Option<&eventcache::Prepared>,
+) -> Result<Option<Consolidated>> {
+    let dir = DataDir::new(data);
     let consolidated = match prepared {
         Some(p) => {
-            register_copy(ctx, &p)?;
+            register_copy(ctx, p)?;
             Some(Consolidated {
                 seq: p.seq,
                 max_at_us: p.max_at_us,
