@@ -535,3 +535,84 @@ async fn profiles_at_a_period_end_are_a_fold_of_the_profiles_up_to_it() {
         );
     }
 }
+
+/// The base projections read from their files give their strings as string views (the
+/// faster reading), and every answer still has plain strings (`Utf8`), in its schema and
+/// in its columns: for the whole log and for periods whose territory and stage come
+/// from a fold of the profiles up to their end (there a `coalesce` over a view is
+/// declared a plain string by the plan and is a view), with and without `--public`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_have_plain_strings_when_the_base_is_read_as_views() {
+    use datafusion::arrow::datatypes::DataType;
+    let data = tempfile::tempdir().unwrap();
+    let text: String = simulate(&SimConfig {
+        year: 2024,
+        seed: 20261130,
+        contacts: Some(900),
+        ..SimConfig::default()
+    })
+    .iter()
+    .filter(|l| l.valid)
+    .map(|l| format!("{}\n", String::from_utf8_lossy(&l.bytes)))
+    .collect();
+    culla_queries::fixture::write_ndjson_part(&text, data.path(), "part-0").unwrap();
+    let path = data.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let _lock = culla_transform::read_lock(&path).unwrap();
+        culla_transform::warm_base(&path).unwrap();
+    })
+    .await
+    .unwrap();
+    let has_view = |t: &DataType| t.to_string().contains("View");
+    {
+        let _lock = culla_transform::read_lock(data.path()).unwrap();
+        let ctx = culla_transform::open(data.path(), &ProjectionOptions::default())
+            .await
+            .unwrap();
+        let b = ctx
+            .sql("SELECT category, stage FROM needs LIMIT 1")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(
+            b[0].column(0).data_type(),
+            &DataType::Utf8View,
+            "base read as views"
+        );
+        let all = culla_transform::sql_one_batch(&ctx, "SELECT * FROM needs")
+            .await
+            .unwrap();
+        assert!(all.num_rows() > 500);
+        for c in all.columns() {
+            assert!(!has_view(c.data_type()), "culla sql answers plain strings");
+        }
+    }
+    let names: Vec<&str> = registry().iter().map(|q| q.name).collect();
+    for (to, public) in [
+        (None, false),
+        (Some("2024-06-30"), false),
+        (Some("2024-06-30"), true),
+    ] {
+        let p = Params {
+            data: data.path().to_path_buf(),
+            to: to.map(|t| t.parse().unwrap()),
+            public,
+            ..Params::default()
+        };
+        let answers = culla_queries::run_many(&names, &p).await.unwrap();
+        for (name, b) in names.iter().zip(&answers) {
+            assert!(b.num_rows() > 0, "{name} {to:?}");
+            for (f, c) in b.schema().fields().iter().zip(b.columns()) {
+                assert!(
+                    !has_view(f.data_type()) && !has_view(c.data_type()),
+                    "{name} {to:?} public={public}: {} is {} / {}",
+                    f.name(),
+                    f.data_type(),
+                    c.data_type()
+                );
+            }
+        }
+    }
+}

@@ -368,11 +368,8 @@ pub async fn summary(req: &Request) -> Result<Summary> {
     let ctx = culla_transform::open(&req.data, &opts)
         .await
         .map_err(|e| q(e.to_string()))?;
-    let batches = ctx
-        .sql(SUMMARY_SQL)
-        .await
-        .map_err(|e| q(e.to_string()))?
-        .collect()
+    let df = ctx.sql(SUMMARY_SQL).await.map_err(|e| q(e.to_string()))?;
+    let (_, batches) = culla_transform::collect_plain(df)
         .await
         .map_err(|e| q(e.to_string()))?;
     summary_of(year, &batches)

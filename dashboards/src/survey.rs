@@ -182,11 +182,8 @@ pub async fn contact_shares(data: &Path, year: i32, source: Option<&str>) -> Res
                SELECT 'families' AS category, CAST(count(*) AS BIGINT) AS n FROM f \
                UNION ALL \
                SELECT n.category, CAST(count(*) AS BIGINT) FROM n JOIN f ON n.family = f.family GROUP BY n.category";
-    let batches = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| q(e.to_string()))?
-        .collect()
+    let df = ctx.sql(sql).await.map_err(|e| q(e.to_string()))?;
+    let (_, batches) = culla_transform::collect_plain(df)
         .await
         .map_err(|e| q(e.to_string()))?;
     let mut out = ContactShares::default();

@@ -175,9 +175,8 @@ pub async fn run_many_and_sql(
             source,
         };
         let df = ctx.sql(&sql).await.map_err(qerr)?;
-        let schema = df.schema().as_arrow().clone();
-        let batches = df.collect().await.map_err(qerr)?;
-        let batch = concat_batches(&std::sync::Arc::new(schema), &batches)?;
+        let (schema, batches) = culla_transform::collect_plain(df).await.map_err(qerr)?;
+        let batch = concat_batches(&schema, &batches)?;
         let batch = if params.public {
             disclosure::apply(&batch, info, params.min_count)?
         } else {
@@ -198,12 +197,10 @@ pub async fn run_many_and_sql(
             source,
         };
         more.push(
-            ctx.sql(sql)
+            culla_transform::collect_plain(ctx.sql(sql).await.map_err(qerr)?)
                 .await
                 .map_err(qerr)?
-                .collect()
-                .await
-                .map_err(qerr)?,
+                .1,
         );
     }
     Ok((out, more))

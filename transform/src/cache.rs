@@ -25,7 +25,7 @@
 //! write (the CLI calls it before exiting).
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::dataframe::DataFrame;
@@ -102,7 +102,15 @@ pub fn projection_seq(name: &str) -> Option<u64> {
 /// directly (only the columns and row groups a question needs, on every core), if
 /// `file` is there and its footer has exactly the view's columns and types; `None`
 /// otherwise (the caller computes the rows instead).
-pub fn persisted_table(file: &Path, view_schema: &Schema) -> Option<Arc<dyn TableProvider>> {
+///
+/// With `views`, string columns are read as string views ([`with_string_views`]): only
+/// when every base projection is read from its file, so no fold mixes them with the
+/// plain strings of the events.
+pub fn persisted_table(
+    file: &Path,
+    view_schema: &Schema,
+    views: bool,
+) -> Option<Arc<dyn TableProvider>> {
     let f = std::fs::File::open(file).ok()?;
     let footer = ParquetRecordBatchReaderBuilder::try_new(f).ok()?;
     let stored = footer.schema();
@@ -111,12 +119,21 @@ pub fn persisted_table(file: &Path, view_schema: &Schema) -> Option<Arc<dyn Tabl
             .fields()
             .iter()
             .zip(view_schema.fields())
-            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+            .all(|(a, b)| {
+                // The view reads the other base projections' strings as views, if so.
+                let plain = crate::plain_type(b.data_type());
+                a.name() == b.name() && a.data_type() == plain.as_ref().unwrap_or(b.data_type())
+            });
     if !same {
         tracing::debug!(file = %file.display(), "persisted projection ignored: other columns");
         return None;
     }
     let schema = nullable(view_schema);
+    let schema = if views {
+        with_string_views(&schema)
+    } else {
+        schema
+    };
     let url = ListingTableUrl::parse(file.to_string_lossy()).ok()?;
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
@@ -124,6 +141,25 @@ pub fn persisted_table(file: &Path, view_schema: &Schema) -> Option<Arc<dyn Tabl
         .with_listing_options(options)
         .with_schema(schema);
     Some(Arc::new(ListingTable::try_new(config).ok()?))
+}
+
+/// `schema` with its string columns read as string views (`Utf8View`): the Parquet
+/// reader then decodes a dictionary page into 16-byte views of the dictionary's values
+/// (short strings inline) instead of copying every value's bytes, and comparisons,
+/// hashing and grouping on those columns work on the views — the light questions over
+/// the base projections on 10M events ~25 % faster. Answers are cast back to plain
+/// strings ([`crate::plain_strings`]), the type of every string culla stores.
+fn with_string_views(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+                _ => f.as_ref().clone(),
+            })
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// `schema` with every column nullable (what persisted files and views declare).

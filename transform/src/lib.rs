@@ -48,7 +48,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::error::DataFusionError;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -715,6 +715,10 @@ async fn register_projections_in(
         }
         _ => None,
     };
+    // Strings read as views only when every base projection comes from its file.
+    let views = persist_dirs
+        .as_ref()
+        .is_some_and(|(base, _)| base_is_complete(base));
     for (name, body) in rendered {
         let plan = ctx.sql(&body).await.map_err(|e| {
             Error::DataFusion(DataFusionError::Context(
@@ -732,7 +736,7 @@ async fn register_projections_in(
             _ if name == "profiles" && profiles_are_base(&scope) => plan.into_view(),
             Some((base, data)) if PERSISTED_BASE.contains(&name) => {
                 let file = base.join(format!("{name}.parquet"));
-                match cache::persisted_table(&file, plan.schema().as_arrow()) {
+                match cache::persisted_table(&file, plan.schema().as_arrow(), views) {
                     Some(table) => table,
                     None => Arc::new(cache::MaterializedView::persisted(name, plan, file, data)),
                 }
@@ -836,11 +840,66 @@ pub async fn base_projection_dir(data: &Path, opts: &ProjectionOptions) -> Resul
     )
 }
 
-/// Runs one SQL statement and returns its rows as one batch.
-pub async fn sql_one_batch(ctx: &SessionContext, sql: &str) -> Result<RecordBatch> {
-    let df = ctx.sql(sql).await?;
-    let schema = Arc::new(df.schema().as_arrow().clone());
+/// `dt` with string views (how the base projections' strings are read, see
+/// [`cache::persisted_table`]) as plain strings, in lists too; `None` if it has none.
+pub(crate) fn plain_type(dt: &DataType) -> Option<DataType> {
+    match dt {
+        DataType::Utf8View => Some(DataType::Utf8),
+        DataType::List(f) => plain_type(f.data_type())
+            .map(|t| DataType::List(Arc::new(f.as_ref().clone().with_data_type(t)))),
+        _ => None,
+    }
+}
+
+/// `schema` with string views as plain strings.
+fn plain_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| match plain_type(f.data_type()) {
+                Some(t) => f.as_ref().clone().with_data_type(t),
+                None => f.as_ref().clone(),
+            })
+            .collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    ))
+}
+
+/// Runs `df` and returns its rows with every string-view column cast to a plain string
+/// (`Utf8`), the type culla stores and writes, and their schema: for every answer given
+/// to users, so an answer's types do not depend on whether the base projections were
+/// read from their files (as views) or computed. Cast by each batch's own columns, not
+/// by the plan's schema (a `coalesce` over a view can be declared `Utf8` and be a view).
+pub async fn collect_plain(
+    df: DataFrame,
+) -> datafusion::error::Result<(SchemaRef, Vec<RecordBatch>)> {
+    let schema = plain_schema(df.schema().as_arrow());
     let batches = df.collect().await?;
+    let batches = batches
+        .into_iter()
+        .map(|b| {
+            let columns = b
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(c, f)| {
+                    if c.data_type() == f.data_type() {
+                        Ok(c.clone())
+                    } else {
+                        datafusion::arrow::compute::cast(c, f.data_type())
+                    }
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            RecordBatch::try_new(schema.clone(), columns)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok((schema, batches))
+}
+
+/// Runs one SQL statement and returns its rows as one batch (strings plain).
+pub async fn sql_one_batch(ctx: &SessionContext, sql: &str) -> Result<RecordBatch> {
+    let (schema, batches) = collect_plain(ctx.sql(sql).await?).await?;
     Ok(
         datafusion::arrow::compute::concat_batches(&schema, &batches)
             .map_err(DataFusionError::from)?,
@@ -860,7 +919,8 @@ pub async fn describe_tables(ctx: &SessionContext) -> Result<String> {
         let table = ctx.table(name.as_str()).await?;
         out.push_str(&format!("{name}\n"));
         for f in table.schema().fields() {
-            out.push_str(&format!("  {:24} {}\n", f.name(), f.data_type()));
+            let t = plain_type(f.data_type()).unwrap_or_else(|| f.data_type().clone());
+            out.push_str(&format!("  {:24} {t}\n", f.name()));
         }
     }
     Ok(out)
