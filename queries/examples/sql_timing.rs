@@ -11,8 +11,9 @@
 //! Prints, per statement, the median milliseconds of RUNS runs, each on a fresh opening
 //! of the data, and the rows returned; a statement's rows are printed when there are at
 //! most five (its plan for `EXPLAIN [ANALYZE]`). `SQL_TIMING_YEAR=Y` opens the data for
-//! one year; `SQL_TIMING_PARQUET=name=path,...` registers more Parquet files as tables
-//! (their schema read from the file, strings as DataFusion reads them by default).
+//! one year, `SQL_TIMING_SOURCE=S` for one source; `SQL_TIMING_PARQUET=name=path,...`
+//! registers more Parquet files as tables (their schema read from the file, strings as
+//! DataFusion reads them by default).
 //! A column whose rows are of another type than the plan declares is reported.
 
 #[global_allocator]
@@ -37,6 +38,7 @@ fn main() {
         year: std::env::var("SQL_TIMING_YEAR")
             .ok()
             .and_then(|y| y.parse().ok()),
+        source: std::env::var("SQL_TIMING_SOURCE").ok(),
         ..culla_queries::Params::default()
     }
     .projection_options()
