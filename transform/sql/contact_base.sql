@@ -18,6 +18,8 @@
 -- are read with lag() over every contact ordered by family, then time: the same as a
 -- window partitioned by family (a row's neighbour only counts when it is the same
 -- family's), and much cheaper in DataFusion than one window partition per family.
+-- The time buckets `contacts` reports (month, ISO weekday, hour of the local time) are
+-- computed here once per commit rather than by every question.
 -- Parameters: none (the source and as-of instant are applied by `scoped_events`).
 WITH c AS (
   SELECT
@@ -64,6 +66,9 @@ SELECT
   o.received_local,
   o.received_date,
   o.received_us,
+  substr(o.received_date, 1, 7) AS month,
+  CAST(date_part('isodow', o.received_local) AS INT) AS weekday,
+  CAST(date_part('hour', o.received_local) AS INT) AS hour,
   CASE WHEN o.channel = 'phone' THEN o.has_answer END AS answered,
   CASE WHEN o.channel = 'phone' THEN (o.has_abandon AND NOT o.has_answer) END AS abandoned,
   CASE WHEN o.has_answer THEN o.answer_wait_s ELSE o.abandon_wait_s END AS wait_s,

@@ -1,6 +1,6 @@
 -- contacts: one row per contact received in the period (local dates {{from}}..{{to}}).
--- Time buckets use Europe/Rome wall-clock time: month 'YYYY-MM' (the first seven characters
--- of the local date), weekday ISO 1 = Monday
+-- Time buckets use Europe/Rome wall-clock time (computed in `contact_base`): month
+-- 'YYYY-MM' (the first seven characters of the local date), weekday ISO 1 = Monday
 -- .. 7 = Sunday, hour 0-23. Out of hours = outside Monday-Saturday 08:00-18:00 (a
 -- contact at 18:00:00 is out of hours; public holidays are not known and count as
 -- ordinary days). answered/abandoned/answered_within_30s are null for chats.
@@ -17,16 +17,14 @@ SELECT
   h.received_at,
   h.received_local,
   h.received_date,
-  substr(h.received_date, 1, 7) AS month,
-  CAST(date_part('isodow', h.received_local) AS INT) AS weekday,
-  CAST(date_part('hour', h.received_local) AS INT) AS hour,
+  h.month,
+  h.weekday,
+  h.hour,
   h.answered,
   h.wait_s,
   h.abandoned,
   h.duration_s,
-  (date_part('isodow', h.received_local) = 7
-     OR date_part('hour', h.received_local) < 8
-     OR date_part('hour', h.received_local) >= 18) AS out_of_hours,
+  (h.weekday = 7 OR h.hour < 8 OR h.hour >= 18) AS out_of_hours,
   h.answered_within_30s,
   h.repeat_contact,
   h.escalated,

@@ -50,6 +50,7 @@ b AS (
     nr.at,
     nr.at_local,
     nr.event_date,
+    substr(nr.event_date, 1, 7) AS month,
     lr.referral_id,
     coalesce(lr.referrals, 0) AS referrals,
     r.created_us AS referral_created_us,

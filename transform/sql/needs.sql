@@ -30,7 +30,7 @@ WITH j AS (
     nb.at AS recorded_at,
     nb.at_local AS recorded_local,
     nb.event_date AS recorded_date,
-    substr(nb.event_date, 1, 7) AS month,
+    nb.month,
     nb.referral_id,
     nb.referrals,
     nb.referral_closing_outcome AS closing_outcome,
