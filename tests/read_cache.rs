@@ -114,6 +114,17 @@ fn cache_entries(data: &Path) -> (Vec<String>, Vec<PathBuf>) {
     (copies, base)
 }
 
+/// What the writer runs after a commit: the copy and every base projection.
+async fn warm(data: &Path) {
+    let path = data.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let _lock = culla_transform::read_lock(&path).unwrap();
+        culla_transform::warm_base(&path).unwrap();
+    })
+    .await
+    .unwrap();
+}
+
 fn copy_name(seq: u64) -> String {
     format!("events-{seq:020}")
 }
@@ -337,13 +348,7 @@ async fn each_source_has_its_own_base_made_by_the_writer() {
         culla_queries::fixture::write_ndjson_part(&text, data.path(), &format!("part-{k}"))
             .unwrap();
     }
-    let path = data.path().to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let _lock = culla_transform::read_lock(&path).unwrap();
-        culla_transform::warm_base(&path).unwrap();
-    })
-    .await
-    .unwrap();
+    warm(data.path()).await;
     let (_, base) = cache_entries(data.path());
     assert_eq!(base.len(), 3, "every source, and each alone: {base:?}");
     let p = Params {
@@ -556,26 +561,15 @@ async fn answers_have_plain_strings_when_the_base_is_read_as_views() {
     .map(|l| format!("{}\n", String::from_utf8_lossy(&l.bytes)))
     .collect();
     culla_queries::fixture::write_ndjson_part(&text, data.path(), "part-0").unwrap();
-    let path = data.path().to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let _lock = culla_transform::read_lock(&path).unwrap();
-        culla_transform::warm_base(&path).unwrap();
-    })
-    .await
-    .unwrap();
+    warm(data.path()).await;
     let has_view = |t: &DataType| t.to_string().contains("View");
     {
         let _lock = culla_transform::read_lock(data.path()).unwrap();
         let ctx = culla_transform::open(data.path(), &ProjectionOptions::default())
             .await
             .unwrap();
-        let b = ctx
-            .sql("SELECT category, stage FROM needs LIMIT 1")
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
+        let plan = ctx.sql("SELECT category, stage FROM needs LIMIT 1").await;
+        let b = plan.unwrap().collect().await.unwrap();
         assert_eq!(
             b[0].column(0).data_type(),
             &DataType::Utf8View,

@@ -103,7 +103,7 @@ pub fn projection_seq(name: &str) -> Option<u64> {
 /// `file` is there and its footer has exactly the view's columns and types; `None`
 /// otherwise (the caller computes the rows instead).
 ///
-/// With `views`, string columns are read as string views ([`with_string_views`]): only
+/// With `views`, string columns are read as string views (`Utf8View`, see `with_string_views`): only
 /// when every base projection is read from its file, so no fold mixes them with the
 /// plain strings of the events.
 pub fn persisted_table(
@@ -148,7 +148,7 @@ pub fn persisted_table(
 /// (short strings inline) instead of copying every value's bytes, and comparisons,
 /// hashing and grouping on those columns work on the views — the light questions over
 /// the base projections on 10M events ~25 % faster. Answers are cast back to plain
-/// strings ([`crate::plain_strings`]), the type of every string culla stores.
+/// strings ([`crate::collect_plain`]), the type of every string culla stores.
 fn with_string_views(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new(
         schema

@@ -232,13 +232,8 @@ struct PercentileExact {
 }
 
 impl PercentileExact {
-    fn set_fraction(&mut self, fractions: &Float64Array) -> Result<()> {
-        if let Some(f) = fractions.iter().flatten().next() {
-            if !(0.0..=1.0).contains(&f) {
-                return Err(DataFusionError::Execution(format!(
-                    "percentile_exact: the fraction must be between 0 and 1, not {f}"
-                )));
-            }
+    fn set_fraction(&mut self, fractions: &ArrayRef) -> Result<()> {
+        if let Some(f) = fraction_of(fractions)? {
             self.fraction = Some(f);
         }
         Ok(())
@@ -248,14 +243,14 @@ impl PercentileExact {
 impl Accumulator for PercentileExact {
     fn update_batch(&mut self, columns: &[ArrayRef]) -> Result<()> {
         let values = as_float64_array(&columns[0])?;
-        self.set_fraction(as_float64_array(&columns[1])?)?;
+        self.set_fraction(&columns[1])?;
         self.values.extend(values.iter().flatten());
         Ok(())
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let lists = as_list_array(&states[0])?;
-        self.set_fraction(as_float64_array(&states[1])?)?;
+        self.set_fraction(&states[1])?;
         for list in lists.iter().flatten() {
             self.values
                 .extend(as_float64_array(&list)?.iter().flatten());
