@@ -103,9 +103,9 @@ pub fn projection_seq(name: &str) -> Option<u64> {
 /// `file` is there and its footer has exactly the view's columns and types; `None`
 /// otherwise (the caller computes the rows instead).
 ///
-/// With `views`, string columns are read as string views (`Utf8View`, see `with_string_views`): only
-/// when every base projection is read from its file, so no fold mixes them with the
-/// plain strings of the events.
+/// With `views`, string columns are read as string views (`Utf8View`, see
+/// `with_string_views`): only when every base projection is read from its file, so no
+/// fold mixes them with the plain strings of the events.
 pub fn persisted_table(
     file: &Path,
     view_schema: &Schema,
