@@ -103,9 +103,9 @@ pub fn projection_seq(name: &str) -> Option<u64> {
 /// `file` is there and its footer has exactly the view's columns and types; `None`
 /// otherwise (the caller computes the rows instead).
 ///
-/// With `views`, string columns are read as string views (`Utf8View`, see
-/// `with_string_views`): only when every base projection is read from its file, so no
-/// fold mixes them with the plain strings of the events.
+/// With `views`, string columns are read as string views (`Utf8View`, see `nullable`):
+/// only when every base projection is read from its file, so no fold mixes them with
+/// the plain strings of the events.
 pub fn persisted_table(
     file: &Path,
     view_schema: &Schema,
@@ -128,12 +128,7 @@ pub fn persisted_table(
         tracing::debug!(file = %file.display(), "persisted projection ignored: other columns");
         return None;
     }
-    let schema = nullable(view_schema);
-    let schema = if views {
-        with_string_views(&schema)
-    } else {
-        schema
-    };
+    let schema = nullable(view_schema, views);
     let url = ListingTableUrl::parse(file.to_string_lossy()).ok()?;
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
@@ -143,32 +138,25 @@ pub fn persisted_table(
     Some(Arc::new(ListingTable::try_new(config).ok()?))
 }
 
-/// `schema` with its string columns read as string views (`Utf8View`): the Parquet
+/// `schema` with every column nullable (what persisted files and views declare) and,
+/// with `views`, its string columns read as string views (`Utf8View`): the Parquet
 /// reader then decodes a dictionary page into 16-byte views of the dictionary's values
 /// (short strings inline) instead of copying every value's bytes, and comparisons,
 /// hashing and grouping on those columns work on the views — the light questions over
 /// the base projections on 10M events ~25 % faster. Answers are cast back to plain
 /// strings ([`crate::collect_plain`]), the type of every string culla stores.
-fn with_string_views(schema: &Schema) -> SchemaRef {
+fn nullable(schema: &Schema, views: bool) -> SchemaRef {
     Arc::new(Schema::new(
         schema
             .fields()
             .iter()
-            .map(|f| match f.data_type() {
-                DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
-                _ => f.as_ref().clone(),
+            .map(|f| {
+                let t = match f.data_type() {
+                    DataType::Utf8 if views => DataType::Utf8View,
+                    t => t.clone(),
+                };
+                Field::new(f.name(), t, true)
             })
-            .collect::<Vec<_>>(),
-    ))
-}
-
-/// `schema` with every column nullable (what persisted files and views declare).
-fn nullable(schema: &Schema) -> SchemaRef {
-    Arc::new(Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
             .collect::<Vec<_>>(),
     ))
 }
@@ -202,7 +190,7 @@ impl MaterializedView {
         MaterializedView {
             name: name.to_string(),
             plan: df.logical_plan().clone(),
-            schema: nullable(df.schema().as_arrow()),
+            schema: nullable(df.schema().as_arrow(), false),
             rows: OnceCell::new(),
             persist: None,
         }

@@ -108,13 +108,18 @@ impl AggregateUDFImpl for PercentileExactUdf {
     }
 }
 
-/// The fraction of a batch (a literal: its first non-null value), checked.
-fn fraction_of(fractions: &ArrayRef) -> Result<Option<f64>> {
+/// Keeps the fraction of a batch (a literal: its first non-null value) in `slot`,
+/// checked; a batch without one leaves `slot` as it is.
+fn set_fraction(slot: &mut Option<f64>, fractions: &ArrayRef) -> Result<()> {
     match as_float64_array(fractions)?.iter().flatten().next() {
         Some(f) if !(0.0..=1.0).contains(&f) => Err(DataFusionError::Execution(format!(
             "percentile_exact: the fraction must be between 0 and 1, not {f}"
         ))),
-        f => Ok(f),
+        Some(f) => {
+            *slot = Some(f);
+            Ok(())
+        }
+        None => Ok(()),
     }
 }
 
@@ -125,15 +130,6 @@ struct PercentileGroups {
     fraction: Option<f64>,
 }
 
-impl PercentileGroups {
-    fn set_fraction(&mut self, fractions: &ArrayRef) -> Result<()> {
-        if let Some(f) = fraction_of(fractions)? {
-            self.fraction = Some(f);
-        }
-        Ok(())
-    }
-}
-
 impl GroupsAccumulator for PercentileGroups {
     fn update_batch(
         &mut self,
@@ -142,7 +138,7 @@ impl GroupsAccumulator for PercentileGroups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        self.set_fraction(&values[1])?;
+        set_fraction(&mut self.fraction, &values[1])?;
         self.values.resize_with(total_num_groups, Vec::new);
         let v = as_float64_array(&values[0])?;
         for (row, &g) in group_indices.iter().enumerate() {
@@ -160,7 +156,7 @@ impl GroupsAccumulator for PercentileGroups {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
-        self.set_fraction(&values[1])?;
+        set_fraction(&mut self.fraction, &values[1])?;
         self.values.resize_with(total_num_groups, Vec::new);
         let lists = as_list_array(&values[0])?;
         let items = as_float64_array(lists.values())?;
@@ -231,26 +227,17 @@ struct PercentileExact {
     fraction: Option<f64>,
 }
 
-impl PercentileExact {
-    fn set_fraction(&mut self, fractions: &ArrayRef) -> Result<()> {
-        if let Some(f) = fraction_of(fractions)? {
-            self.fraction = Some(f);
-        }
-        Ok(())
-    }
-}
-
 impl Accumulator for PercentileExact {
     fn update_batch(&mut self, columns: &[ArrayRef]) -> Result<()> {
         let values = as_float64_array(&columns[0])?;
-        self.set_fraction(&columns[1])?;
+        set_fraction(&mut self.fraction, &columns[1])?;
         self.values.extend(values.iter().flatten());
         Ok(())
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let lists = as_list_array(&states[0])?;
-        self.set_fraction(&states[1])?;
+        set_fraction(&mut self.fraction, &states[1])?;
         for list in lists.iter().flatten() {
             self.values
                 .extend(as_float64_array(&list)?.iter().flatten());
