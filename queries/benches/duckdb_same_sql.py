@@ -2,7 +2,7 @@
 
 Reads a JSON spec written by `queries/benches/queries.rs`:
   {"data": DIR, "nil": NIL.parquet, "births": BIRTHS.parquet,
-   "projections": [[name, sql], ...], "queries": [[name, sql], ...], "runs": 3,
+   "projections": [[name, sql], ...], "queries": [[name, sql], ...],
    "events_file": null or COPY.parquet, "base_files": {} or {name: FILE.parquet}}
 where every SQL text is already rendered for the period (the same text culla runs).
 Translates the few DataFusion spellings DuckDB lacks (listed in DIALECT below), then
@@ -11,13 +11,15 @@ views over the same Parquet files (the hive partitions of DIR/events, or, with
 `events_file`, culla's consolidated copy of them, which has `source` and `event_date`
 as columns), the question run to the last row. With `base_files`, the projections
 named there are read from those Parquet files (culla's persisted base projections)
-instead of being folded from the events. Prints one line per question:
-`name median_ms rows`.
+instead of being folded from the events.
+
+It times one run per line read from stdin (a question's name) and prints `ms rows`
+for it (`- 0` if DuckDB failed, the error on stderr): the bench alternates DuckDB's
+runs with culla's, question by question, so both see the same machine load.
 """
 
 import json
 import re
-import statistics
 import sys
 import time
 
@@ -88,19 +90,32 @@ def connect(spec):
     return con
 
 
+def time_once(spec, q):
+    """One fresh connection, views and question run to the last row: (ms, rows)."""
+    start = time.perf_counter()
+    con = connect(spec)
+    rows = len(con.execute(q).fetchall())
+    ms = (time.perf_counter() - start) * 1000.0
+    con.close()
+    return ms, rows
+
+
+def serve(spec):
+    queries = {name: dialect(sql) for name, sql in spec["queries"]}
+    for line in sys.stdin:
+        name = line.strip()
+        if not name:
+            continue
+        try:
+            ms, rows = time_once(spec, queries[name])
+            print(f"{ms:.3f} {rows}", flush=True)
+        except Exception as e:  # reported, and the bench goes on without this figure
+            print(f"{name}: {e}", file=sys.stderr, flush=True)
+            print("- 0", flush=True)
+
+
 def main():
-    spec = json.load(open(sys.argv[1]))
-    runs = int(spec.get("runs", 3))
-    for name, sql in spec["queries"]:
-        q = dialect(sql)
-        times, rows = [], None
-        for _ in range(runs):
-            start = time.perf_counter()
-            con = connect(spec)
-            rows = len(con.execute(q).fetchall())
-            times.append((time.perf_counter() - start) * 1000.0)
-            con.close()
-        print(name, f"{statistics.median(times):.1f}", rows, flush=True)
+    serve(json.load(open(sys.argv[1])))
 
 
 if __name__ == "__main__":

@@ -13,9 +13,11 @@
 //! projections persisted after the commit by the writer's warm are there too: every
 //! other question, with or without a source). DuckDB runs the same SQL on the
 //! partitions, on the consolidated copy, and on the copy with the base projections read
-//! from culla's persisted files. The one-off
-//! costs of the copy and of the base projections (paid once per commit) are printed
-//! too. Every figure is a median
+//! from culla's persisted files, each state in a `duckdb_same_sql.py` process whose
+//! runs alternate with culla's (each culla run of a question is followed by DuckDB's
+//! run of it in the paired state), so drift in the machine's load falls on both. The
+//! one-off costs of the copy and of the base projections (paid once per commit) are
+//! printed too. Every figure is a median
 //! of three runs (`CULLA_BENCH_RUNS` on the large set, default 3); `CULLA_BENCH_SOURCE=S`
 //! asks every question with `--source S` (its own base projections, made by the writer's
 //! warm for each source of a log of several). Goals: < 100 ms per question on one year,
@@ -145,45 +147,128 @@ async fn run_direct(name: &str, p: &Params) -> usize {
 }
 
 /// Median of the runs of one question in a cache state, each on a fresh opening of the
-/// data (lock, tables, projections, question), and the rows it returned.
-fn median_ms(rt: &tokio::runtime::Runtime, name: &str, p: &Params, cache: Cache) -> (f64, usize) {
+/// data (lock, tables, projections, question), and the rows it returned; with `duck`,
+/// each culla run is followed by one of DuckDB's on the same question (so drift in the
+/// machine's load falls on both), and DuckDB's median and rows come back too.
+fn median_ms(
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    p: &Params,
+    cache: Option<Cache>,
+    mut duck: Option<&mut Duck>,
+) -> (f64, usize, Option<(f64, usize)>) {
     let mut rows = 0;
     // A fold persists its projections in the background, after the answer (as `culla
     // query` does before it exits): wait for those writes outside the timed region.
     let settle = || culla_transform::cache::wait_for_writes();
     settle();
-    let mut t: Vec<f64> = (0..runs())
-        .map(|_| {
+    let mut culla = Vec::new();
+    let mut duck_times = Vec::new();
+    let mut duck_rows = None;
+    for _ in 0..runs() {
+        if let Some(cache) = cache {
             set_up(cache, p);
             let s = Instant::now();
             rows = match cache {
                 Cache::None => rt.block_on(run_direct(name, p)),
                 _ => rt.block_on(run(name, p)).expect("query runs").num_rows(),
             };
-            let ms = s.elapsed().as_secs_f64() * 1000.0;
+            culla.push(s.elapsed().as_secs_f64() * 1000.0);
             settle();
-            ms
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    (t[t.len() / 2], rows)
+        }
+        if let Some((ms, r)) = duck.as_deref_mut().and_then(|d| d.once(name)) {
+            duck_times.push(ms);
+            duck_rows = Some(r);
+        }
+    }
+    let duck = duck_rows.map(|r| (median(&mut duck_times), r));
+    (median(&mut culla), rows, duck)
 }
 
-/// DuckDB's figures for the same questions: `name -> (median ms, rows)`.
-type Duck = Vec<(String, f64, usize)>;
+/// The median of `t` (NaN when empty).
+fn median(t: &mut [f64]) -> f64 {
+    t.sort_by(f64::total_cmp);
+    t.get(t.len() / 2).copied().unwrap_or(f64::NAN)
+}
 
-/// Hands culla's rendered SQL (projections and questions) and the reference tables to
-/// `duckdb_same_sql.py`, which times DuckDB answering them over the same Parquet files:
-/// the partitions, or (`copy`) the consolidated copy culla reads, and with `base` the
-/// base projections culla persisted (read from their files instead of folded).
-fn duckdb(
+/// DuckDB answering the questions, one run per request: a `duckdb_same_sql.py` process
+/// serving one spec (one state of the files it reads).
+struct Duck {
+    child: std::process::Child,
+    ask: std::process::ChildStdin,
+    answers: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Duck {
+    /// Hands culla's rendered SQL (projections and questions) and the reference tables
+    /// to `duckdb_same_sql.py`, which times DuckDB answering them over the same Parquet
+    /// files: the partitions, or (`copy`) the consolidated copy culla reads, and with
+    /// `base` the base projections culla persisted (read from their files instead of
+    /// folded). `None` (with the reason on stderr) when python or duckdb is missing.
+    fn start(
+        rt: &tokio::runtime::Runtime,
+        p: &Params,
+        work: &Path,
+        copy: Option<&Path>,
+        base: Option<&Path>,
+        tag: &str,
+    ) -> Option<Duck> {
+        let spec = duck_spec(rt, p, work, copy, base);
+        let spec_path = work.join(format!("duckdb-spec-{tag}.json"));
+        std::fs::write(&spec_path, spec.to_string()).expect("spec written");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/duckdb_same_sql.py");
+        let py = std::env::var("CULLA_PYTHON").unwrap_or_else(|_| "python3".into());
+        let mut child = match std::process::Command::new(&py)
+            .arg(&script)
+            .arg(&spec_path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("duckdb comparison skipped: cannot run {py}: {e}");
+                return None;
+            }
+        };
+        let ask = child.stdin.take().expect("piped stdin");
+        let answers = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        Some(Duck {
+            child,
+            ask,
+            answers,
+        })
+    }
+
+    /// One run of question `name`: (ms, rows), or `None` if DuckDB failed on it.
+    fn once(&mut self, name: &str) -> Option<(f64, usize)> {
+        use std::io::{BufRead, Write};
+        writeln!(self.ask, "{name}").ok()?;
+        self.ask.flush().ok()?;
+        let mut line = String::new();
+        self.answers.read_line(&mut line).ok()?;
+        let mut it = line.split_whitespace();
+        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    }
+}
+
+impl Drop for Duck {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The spec `duckdb_same_sql.py` reads: the reference tables (written to `work` once),
+/// culla's rendered projections and questions, and the files DuckDB reads.
+fn duck_spec(
     rt: &tokio::runtime::Runtime,
     p: &Params,
     work: &Path,
     copy: Option<&Path>,
     base: Option<&Path>,
-) -> Duck {
-    let spec = rt.block_on(async {
+) -> serde_json::Value {
+    rt.block_on(async {
         let opts = p.projection_options().expect("valid params");
         let (ctx, scope) = culla_transform::open_scoped(&p.data, &opts)
             .await
@@ -191,16 +276,18 @@ fn duckdb(
         let mut files = serde_json::Map::new();
         for table in ["nil", "births"] {
             let path = work.join(format!("{table}.parquet"));
-            ctx.sql(&format!("SELECT * FROM {table}"))
-                .await
-                .expect("reference table")
-                .write_parquet(
-                    &path.to_string_lossy(),
-                    datafusion::dataframe::DataFrameWriteOptions::new(),
-                    None,
-                )
-                .await
-                .expect("reference table written");
+            if !path.exists() {
+                ctx.sql(&format!("SELECT * FROM {table}"))
+                    .await
+                    .expect("reference table")
+                    .write_parquet(
+                        &path.to_string_lossy(),
+                        datafusion::dataframe::DataFrameWriteOptions::new(),
+                        None,
+                    )
+                    .await
+                    .expect("reference table written");
+            }
             files.insert(table.into(), path.to_string_lossy().into());
         }
         let projections = culla_transform::rendered_projections(&opts, &scope);
@@ -214,7 +301,6 @@ fn duckdb(
             "births": files["births"],
             "projections": projections,
             "queries": queries,
-            "runs": runs(),
             "events_file": copy,
             "base_files": base.map(|dir| {
                 std::fs::read_dir(dir)
@@ -228,39 +314,7 @@ fn duckdb(
                     .collect::<serde_json::Map<_, _>>()
             }),
         })
-    });
-    let spec_path = work.join("duckdb-spec.json");
-    std::fs::write(&spec_path, spec.to_string()).expect("spec written");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/duckdb_same_sql.py");
-    let py = std::env::var("CULLA_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = std::process::Command::new(&py)
-        .arg(&script)
-        .arg(&spec_path)
-        .output();
-    match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .filter_map(|l| {
-                let mut it = l.split(' ');
-                Some((
-                    it.next()?.to_string(),
-                    it.next()?.parse().ok()?,
-                    it.next()?.parse().ok()?,
-                ))
-            })
-            .collect(),
-        Ok(o) => {
-            eprintln!(
-                "duckdb comparison failed: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            Vec::new()
-        }
-        Err(e) => {
-            eprintln!("duckdb comparison skipped: cannot run {py}: {e}");
-            Vec::new()
-        }
-    }
+    })
 }
 
 /// Whether `CULLA_BENCH_ONLY` (comma-separated question names) selects `name`.
@@ -341,7 +395,6 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
             s.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
-    copy_ms.sort_by(f64::total_cmp);
     let copy = culla_transform::eventcache::prepare(&p.data)
         .expect("copy made")
         .expect("events committed")
@@ -360,57 +413,59 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
             s.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
-    base_ms.sort_by(f64::total_cmp);
     let base = base_dir(rt, &p);
     let base_mb = dir_mb(&base);
     let only_base = std::env::var("CULLA_BENCH_STATES")
         .is_ok_and(|s| s.split(',').any(|n| n.trim() == "duckdb-base"));
     let copy_files = copy.join("*.parquet");
-    let duck = |copy: Option<&Path>, base: Option<&Path>, wanted: bool| {
-        if wanted {
-            duckdb(rt, &p, work.path(), copy, base)
-        } else {
-            Vec::new()
-        }
-    };
     let all_duck = measured("duckdb") && !only_base;
-    let duck_parts = duck(None, None, all_duck);
-    let duck_copy = duck(Some(&copy_files), None, all_duck);
-    let duck_base = duck(Some(&copy_files), Some(&base), all_duck || only_base);
+    let start = |wanted: bool, copy: Option<&Path>, base: Option<&Path>, tag: &str| {
+        wanted
+            .then(|| Duck::start(rt, &p, work.path(), copy, base, tag))
+            .flatten()
+    };
+    // Each DuckDB state is paired with the culla state it is compared with, and their
+    // runs alternate: no cache with the partitions, copy only with the copy, copy + base
+    // with the copy + base.
+    let mut duck_parts = start(all_duck, None, None, "parts");
+    let mut duck_copy = start(all_duck, Some(&copy_files), None, "copy");
+    let mut duck_base = start(
+        all_duck || only_base,
+        Some(&copy_files),
+        Some(&base),
+        "base",
+    );
     println!(
         "\n### {label}: {n} events, {files} files\n\n\
          Consolidated copy (first reader after a commit): {:.1} ms, {copy_mb:.1} MB. \
          Base projections (folded and persisted after a commit with the copy): {:.1} ms, \
-         {base_mb:.1} MB.\n\n\
+         {base_mb:.1} MB. Each culla run is followed by DuckDB's run of the same question \
+         in the paired state.\n\n\
          | query | culla, no cache (ms) | culla, copy only: all folded (ms) | culla, copy + base \
          (ms) | DuckDB on the partitions (ms) | DuckDB on the copy: all folded (ms) | DuckDB on \
          the copy + base (ms) | copy only / DuckDB on the copy | copy + base / DuckDB on the copy \
          + base | copy + base / DuckDB on the partitions | rows (culla / DuckDB) |\n\
          |---|---|---|---|---|---|---|---|---|---|---|",
-        copy_ms[copy_ms.len() / 2],
-        base_ms[base_ms.len() / 2],
+        median(&mut copy_ms),
+        median(&mut base_ms),
     );
-    let find = |d: &Duck, name: &str| {
-        d.iter()
-            .find(|(n, _, _)| n == name)
-            .map(|(_, t, r)| (*t, *r))
-    };
     let fmt = |v: Option<f64>| v.map_or("–".to_string(), |t| format!("{t:.1}"));
     let ratio = |a: f64, b: Option<f64>| b.map_or("–".to_string(), |b| format!("{:.2}", a / b));
-    let time = |name: &str, cache: Cache, state: &str| {
-        if measured(state) {
-            median_ms(rt, name, &p, cache)
-        } else {
-            (f64::NAN, 0)
-        }
+    let time = |name: &str, cache: Cache, state: &str, duck: Option<&mut Duck>| {
+        let cache = measured(state).then_some(cache);
+        median_ms(rt, name, &p, cache, duck)
     };
+    // DuckDB's medians per state, summed for the last row (none: that state not run).
+    let mut sums: [Option<f64>; 3] = [None; 3];
     for q in registry().iter().filter(|q| selected(q.name)) {
-        let (none, _) = time(q.name, Cache::None, "none");
-        let (cold, _) = time(q.name, Cache::Cold, "cold");
-        let (fold, rows) = time(q.name, Cache::Fold, "fold");
-        let dp = find(&duck_parts, q.name);
-        let dc = find(&duck_copy, q.name);
-        let db = find(&duck_base, q.name);
+        let (none, _, dp) = time(q.name, Cache::None, "none", duck_parts.as_mut());
+        let (cold, _, dc) = time(q.name, Cache::Cold, "cold", duck_copy.as_mut());
+        let (fold, rows, db) = time(q.name, Cache::Fold, "fold", duck_base.as_mut());
+        for (sum, d) in sums.iter_mut().zip([dp, dc, db]) {
+            if let Some((ms, _)) = d {
+                *sum = Some(sum.unwrap_or(0.0) + ms);
+            }
+        }
         println!(
             "| {} | {none:.1} | {cold:.1} | {fold:.1} | {} | {} | {} | {} | {} | {} | {rows} / {} |",
             q.name,
@@ -425,6 +480,7 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
                 .map_or("–".to_string(), |d| d.1.to_string()),
         );
     }
+    drop((duck_parts, duck_copy, duck_base));
     let names: Vec<&str> = registry().iter().map(|q| q.name).collect();
     if std::env::var("CULLA_BENCH_ONLY").is_ok_and(|o| !o.is_empty()) {
         return;
@@ -443,17 +499,15 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
                 ms
             })
             .collect();
-        t.sort_by(f64::total_cmp);
-        t[t.len() / 2]
+        median(&mut t)
     };
     let (cold, fold) = (all(Cache::Cold, "cold"), all(Cache::Fold, "fold"));
-    let sum = |d: &Duck| d.iter().map(|(_, t, _)| t).sum::<f64>();
     println!(
-        "| all {} questions, one session (as the report) | – | {cold:.1} | {fold:.1} | {:.1} (sum) | {:.1} (sum) | {:.1} (sum) | | | | |",
+        "| all {} questions, one session (as the report) | – | {cold:.1} | {fold:.1} | {} (sum) | {} (sum) | {} (sum) | | | | |",
         names.len(),
-        sum(&duck_parts),
-        sum(&duck_copy),
-        sum(&duck_base),
+        fmt(sums[0]),
+        fmt(sums[1]),
+        fmt(sums[2]),
     );
 }
 

@@ -7,14 +7,27 @@
 -- Parameters: the period (--year or --from/--to), --source, --as-of,
 -- --callback-target-hours; {{births_year}}.
 -- Keys: comune, nil.
-WITH n AS (
+
+-- The needs are counted by the raw (comune, nil) first and the few groups then merged
+-- under their printed keys: the same sums, without building two key strings per need
+-- (cast back to BIGINT: some engines sum BIGINTs into a wider type).
+WITH g AS (
+  SELECT
+    comune,
+    nil,
+    count(*) AS needs,
+    count(CASE WHEN status = 'unmet' THEN 1 END) AS unmet
+  FROM needs
+  GROUP BY comune, nil
+),
+n AS (
   SELECT
     coalesce(comune, 'unknown') AS comune,
     coalesce(CAST(nil AS VARCHAR), 'unknown') AS nil,
     nil AS nil_id,
-    count(*) AS needs,
-    count(CASE WHEN status = 'unmet' THEN 1 END) AS unmet
-  FROM needs
+    CAST(sum(needs) AS BIGINT) AS needs,
+    CAST(sum(unmet) AS BIGINT) AS unmet
+  FROM g
   GROUP BY coalesce(comune, 'unknown'), coalesce(CAST(nil AS VARCHAR), 'unknown'), nil
 ),
 b AS (
