@@ -4,15 +4,24 @@
 -- Parameters: the period (--year or --from/--to; month of need.recorded), --source,
 -- --as-of, --callback-target-hours.
 -- Keys: category, stage.
+
+-- The needs are counted by (category, stage, status) first and the few groups then
+-- spread into columns: the same counts, with each need's status compared once instead
+-- of four times (sums cast back to BIGINT: some engines sum into a wider type).
+WITH g AS (
+  SELECT category, stage, status, count(*) AS n
+  FROM needs
+  GROUP BY category, stage, status
+)
 SELECT
   category,
   coalesce(stage, 'unknown') AS stage,
-  count(*) AS needs,
-  count(CASE WHEN status = 'met' THEN 1 END) AS met,
-  count(CASE WHEN status = 'unmet' THEN 1 END) AS unmet,
-  count(CASE WHEN status = 'declined' THEN 1 END) AS declined,
-  count(CASE WHEN status = 'open' THEN 1 END) AS open,
-  CAST(count(CASE WHEN status = 'unmet' THEN 1 END) AS DOUBLE) / count(*) AS unmet_share
-FROM needs
+  CAST(sum(n) AS BIGINT) AS needs,
+  CAST(sum(CASE WHEN status = 'met' THEN n ELSE 0 END) AS BIGINT) AS met,
+  CAST(sum(CASE WHEN status = 'unmet' THEN n ELSE 0 END) AS BIGINT) AS unmet,
+  CAST(sum(CASE WHEN status = 'declined' THEN n ELSE 0 END) AS BIGINT) AS declined,
+  CAST(sum(CASE WHEN status = 'open' THEN n ELSE 0 END) AS BIGINT) AS open,
+  sum(CASE WHEN status = 'unmet' THEN n ELSE 0 END) / CAST(sum(n) AS DOUBLE) AS unmet_share
+FROM g
 GROUP BY category, coalesce(stage, 'unknown')
 ORDER BY category, stage
