@@ -739,11 +739,15 @@ impl<'a> Writer<'a> {
         if self.is_idle() {
             return Ok(Vec::new());
         }
+        let started = Instant::now();
+        let mut staging_ms = 0.0;
         let mut staged: Option<Vec<FileEntry>> = None;
         let commit = loop {
             // The files are written outside the lock; the checks and the commit inside.
             if staged.is_none() {
+                let t = Instant::now();
                 staged = Some(self.stage()?);
+                staging_ms += t.elapsed().as_secs_f64() * 1e3;
             }
             let _lock = files::commit_lock(self.dir)?;
             let absorbed = self.absorb()?;
@@ -835,6 +839,8 @@ impl<'a> Writer<'a> {
         tracing::debug!(
             seq = commit.seq,
             files = commit.add.len(),
+            staging_ms,
+            commit_ms = started.elapsed().as_secs_f64() * 1e3,
             stored_ids = self.ids.stored_len(),
             id_index_mb = self.ids.heap_bytes() as f64 / 1e6,
             rss_mb = crate::memory::resident_mb(),
@@ -1348,6 +1354,7 @@ pub fn run(
                     return Ok(()); // the writer failed: its error is reported below
                 }
                 if opts.until_idle && n < poll_max && source.caught_up()? {
+                    tracing::debug!("caught up: committing what is pending");
                     send(&mut seq, Item::Finish);
                     return Ok(());
                 }
