@@ -751,16 +751,26 @@ impl EventSource for KafkaSource {
         // so asked one after the other, nine partitions took 0.9 s at the end of a run.
         let asked = Instant::now();
         let consumer = &self.consumer;
+        // (A partition whose thread cannot start is asked on this one.)
         let listed: Vec<rdkafka::error::KafkaResult<(i64, i64)>> = std::thread::scope(|s| {
             let asks: Vec<_> = self
                 .next
                 .keys()
                 .map(|(topic, partition)| {
-                    s.spawn(move || consumer.fetch_watermarks(topic, *partition, REQUEST_TIMEOUT))
+                    let ask = move || consumer.fetch_watermarks(topic, *partition, REQUEST_TIMEOUT);
+                    std::thread::Builder::new()
+                        .name("culla-watermarks".into())
+                        .spawn_scoped(s, ask)
+                        .map_err(|_| ask)
                 })
                 .collect();
             asks.into_iter()
-                .map(|a| a.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .map(|a| match a {
+                    Ok(thread) => thread
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                    Err(ask) => ask(),
+                })
                 .collect()
         });
         for ((((topic, partition), next), fetched), listed) in

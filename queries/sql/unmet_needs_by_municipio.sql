@@ -6,9 +6,9 @@
 -- --callback-target-hours; {{births_year}}.
 -- Keys: comune, municipio.
 
--- The needs are counted by the raw (comune, municipio) first and the few groups then merged
--- under their printed keys: the same sums, without building two key strings per need
--- (cast back to BIGINT: some engines sum BIGINTs into a wider type).
+-- The needs are counted by the raw (comune, municipio) first and the few groups then
+-- merged under their printed keys: the same sums, without building two key strings per
+-- need (cast back to BIGINT: some engines sum BIGINTs into a wider type).
 WITH g AS (
   SELECT
     comune,
