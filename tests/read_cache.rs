@@ -377,6 +377,18 @@ async fn each_source_has_its_own_base_made_by_the_writer() {
                     ..p.clone()
                 },
             ),
+            (
+                // After the latest event (31 December 2024): the same events, so the
+                // warmed base serves it; callbacks still overdue by then are judged so.
+                "as of two months after the latest event",
+                Params {
+                    source: source.map(str::to_string),
+                    as_of: chrono::DateTime::parse_from_rfc3339("2025-03-01T00:00:00Z")
+                        .ok()
+                        .map(|t| t.to_utc()),
+                    ..p.clone()
+                },
+            ),
         ] {
             let opts = p.projection_options().unwrap();
             let label = format!("{source:?}, {label}");
@@ -393,6 +405,38 @@ async fn each_source_has_its_own_base_made_by_the_writer() {
         cache_entries(data.path()).1,
         base,
         "no base folded by a question"
+    );
+    // The later as-of instant is not lost on the way: with a 60-day callback target, a
+    // referral never reached and created in the last 60 days of the year is not overdue
+    // at the latest event, and is five months later.
+    let unmet = |p: Params| async move {
+        let opts = p.projection_options().unwrap();
+        let got = cached(&p, &opts).await;
+        let (_, b) = got.iter().find(|(n, _)| n == "needs_by_category").unwrap();
+        let col = b.column_by_name("unmet").unwrap();
+        (0..b.num_rows())
+            .map(|r| {
+                array_value_to_string(col, r)
+                    .unwrap()
+                    .parse::<i64>()
+                    .unwrap()
+            })
+            .sum::<i64>()
+    };
+    let slow = Params {
+        callback_target_hours: 24.0 * 60.0,
+        ..p.clone()
+    };
+    let later = Params {
+        as_of: chrono::DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z")
+            .ok()
+            .map(|t| t.to_utc()),
+        ..slow.clone()
+    };
+    let (at_latest, months_on) = (unmet(slow).await, unmet(later).await);
+    assert!(
+        months_on > at_latest,
+        "unmet needs as of the latest event {at_latest}, five months on {months_on}"
     );
     // The shared family: one family of every base, its own profiles in each.
     let profiles = |source: Option<&'static str>| {

@@ -112,6 +112,12 @@ pub struct Scope {
     pub to: NaiveDate,
     /// The as-of instant (given, or the latest event time).
     pub as_of: DateTime<Utc>,
+    /// The last instant of the events the projections read: the as-of instant, or the
+    /// latest event time when the as-of instant is later. Both select the same events,
+    /// so a question as of a later instant (today, say) reads the base projections the
+    /// writer warmed for the commit instead of folding its own; only the states judged
+    /// as of an instant (no_callback) see the later one.
+    pub events_to: DateTime<Utc>,
     /// Year the period ends in (or the as-of year for an open period): the year of
     /// per-births rates.
     pub year: i32,
@@ -545,6 +551,7 @@ async fn resolve_scope_known(
         from: opts.from.unwrap_or(OPEN_FROM),
         to,
         as_of,
+        events_to: latest.map_or(as_of, |l| as_of.min(l)),
         year,
         latest_date,
     })
@@ -624,6 +631,10 @@ pub fn rendered_projections(
         ("from", scope.from.format("%Y-%m-%d").to_string()),
         ("to", to.clone()),
         ("as_of_us", scope.as_of.timestamp_micros().to_string()),
+        (
+            "events_to_us",
+            scope.events_to.timestamp_micros().to_string(),
+        ),
         ("source_filter", source_filter),
         ("target_us", target_us.to_string()),
         ("risk_threshold", opts.risk_threshold.to_string()),
