@@ -11,7 +11,8 @@
 //! Prints, per statement, the median milliseconds of RUNS runs, each on a fresh opening
 //! of the data, and the rows returned; a statement's rows are printed when there are at
 //! most five (its plan for `EXPLAIN [ANALYZE]`). `SQL_TIMING_YEAR=Y` opens the data for
-//! one year, `SQL_TIMING_SOURCE=S` for one source; `SQL_TIMING_PARQUET=name=path,...`
+//! one year, `SQL_TIMING_SOURCE=S` for one source, `SQL_TIMING_AS_OF=RFC3339` as of an
+//! instant; `SQL_TIMING_PARQUET=name=path,...`
 //! registers more Parquet files as tables (their schema read from the file, strings as
 //! DataFusion reads them by default).
 //! A column whose rows are of another type than the plan declares is reported.
@@ -39,6 +40,11 @@ fn main() {
             .ok()
             .and_then(|y| y.parse().ok()),
         source: std::env::var("SQL_TIMING_SOURCE").ok(),
+        as_of: std::env::var("SQL_TIMING_AS_OF").ok().map(|t| {
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .expect("SQL_TIMING_AS_OF is an RFC 3339 instant")
+                .to_utc()
+        }),
         ..culla_queries::Params::default()
     }
     .projection_options()
