@@ -200,20 +200,31 @@ struct Duck {
 }
 
 impl Duck {
-    /// Hands culla's rendered SQL (projections and questions) and the reference tables
-    /// to `duckdb_same_sql.py`, which times DuckDB answering them over the same Parquet
-    /// files: the partitions, or (`copy`) the consolidated copy culla reads, and with
-    /// `base` the base projections culla persisted (read from their files instead of
-    /// folded). `None` (with the reason on stderr) when python or duckdb is missing.
+    /// Hands `spec` (culla's rendered SQL and the reference tables, [`duck_spec`]) to
+    /// `duckdb_same_sql.py`, which times DuckDB answering the questions over the same
+    /// Parquet files: the partitions, or (`copy`) the consolidated copy culla reads, and
+    /// with `base` the base projections culla persisted (read from their files instead
+    /// of folded). `None` (with the reason on stderr) when python or duckdb is missing.
     fn start(
-        rt: &tokio::runtime::Runtime,
-        p: &Params,
+        spec: &serde_json::Value,
         work: &Path,
         copy: Option<&Path>,
         base: Option<&Path>,
         tag: &str,
     ) -> Option<Duck> {
-        let spec = duck_spec(rt, p, work, copy, base);
+        let mut spec = spec.clone();
+        spec["events_file"] = serde_json::json!(copy);
+        spec["base_files"] = serde_json::json!(base.map(|dir| {
+            std::fs::read_dir(dir)
+                .expect("base projections listed")
+                .flatten()
+                .filter_map(|e| {
+                    let path = e.path();
+                    let name = path.file_stem()?.to_string_lossy().to_string();
+                    (path.extension()? == "parquet").then(|| (name, serde_json::json!(path)))
+                })
+                .collect::<serde_json::Map<_, _>>()
+        }));
         let spec_path = work.join(format!("duckdb-spec-{tag}.json"));
         std::fs::write(&spec_path, spec.to_string()).expect("spec written");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/duckdb_same_sql.py");
@@ -259,15 +270,9 @@ impl Drop for Duck {
     }
 }
 
-/// The spec `duckdb_same_sql.py` reads: the reference tables (written to `work` once),
-/// culla's rendered projections and questions, and the files DuckDB reads.
-fn duck_spec(
-    rt: &tokio::runtime::Runtime,
-    p: &Params,
-    work: &Path,
-    copy: Option<&Path>,
-    base: Option<&Path>,
-) -> serde_json::Value {
+/// What every DuckDB state's spec shares: the reference tables (written to `work`) and
+/// culla's rendered projections and questions; [`Duck::start`] adds the files to read.
+fn duck_spec(rt: &tokio::runtime::Runtime, p: &Params, work: &Path) -> serde_json::Value {
     rt.block_on(async {
         let opts = p.projection_options().expect("valid params");
         let (ctx, scope) = culla_transform::open_scoped(&p.data, &opts)
@@ -276,18 +281,16 @@ fn duck_spec(
         let mut files = serde_json::Map::new();
         for table in ["nil", "births"] {
             let path = work.join(format!("{table}.parquet"));
-            if !path.exists() {
-                ctx.sql(&format!("SELECT * FROM {table}"))
-                    .await
-                    .expect("reference table")
-                    .write_parquet(
-                        &path.to_string_lossy(),
-                        datafusion::dataframe::DataFrameWriteOptions::new(),
-                        None,
-                    )
-                    .await
-                    .expect("reference table written");
-            }
+            ctx.sql(&format!("SELECT * FROM {table}"))
+                .await
+                .expect("reference table")
+                .write_parquet(
+                    &path.to_string_lossy(),
+                    datafusion::dataframe::DataFrameWriteOptions::new(),
+                    None,
+                )
+                .await
+                .expect("reference table written");
             files.insert(table.into(), path.to_string_lossy().into());
         }
         let projections = culla_transform::rendered_projections(&opts, &scope);
@@ -301,18 +304,6 @@ fn duck_spec(
             "births": files["births"],
             "projections": projections,
             "queries": queries,
-            "events_file": copy,
-            "base_files": base.map(|dir| {
-                std::fs::read_dir(dir)
-                    .expect("base projections listed")
-                    .flatten()
-                    .filter_map(|e| {
-                        let path = e.path();
-                        let name = path.file_stem()?.to_string_lossy().to_string();
-                        (path.extension()? == "parquet").then(|| (name, serde_json::json!(path)))
-                    })
-                    .collect::<serde_json::Map<_, _>>()
-            }),
         })
     })
 }
@@ -419,10 +410,10 @@ fn bench(label: &str, events: usize, keep: Option<&Path>, rt: &tokio::runtime::R
         .is_ok_and(|s| s.split(',').any(|n| n.trim() == "duckdb-base"));
     let copy_files = copy.join("*.parquet");
     let all_duck = measured("duckdb") && !only_base;
+    let spec = (all_duck || only_base).then(|| duck_spec(rt, &p, work.path()));
     let start = |wanted: bool, copy: Option<&Path>, base: Option<&Path>, tag: &str| {
-        wanted
-            .then(|| Duck::start(rt, &p, work.path(), copy, base, tag))
-            .flatten()
+        let spec = spec.as_ref().filter(|_| wanted)?;
+        Duck::start(spec, work.path(), copy, base, tag)
     };
     // Each DuckDB state is paired with the culla state it is compared with, and their
     // runs alternate: no cache with the partitions, copy only with the copy, copy + base

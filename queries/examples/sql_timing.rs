@@ -12,9 +12,8 @@
 //! of the data, and the rows returned; a statement's rows are printed when there are at
 //! most five (its plan for `EXPLAIN [ANALYZE]`). `SQL_TIMING_YEAR=Y` opens the data for
 //! one year, `SQL_TIMING_SOURCE=S` for one source, `SQL_TIMING_AS_OF=RFC3339` as of an
-//! instant; `SQL_TIMING_PARQUET=name=path,...`
-//! registers more Parquet files as tables (their schema read from the file, strings as
-//! DataFusion reads them by default).
+//! instant; `SQL_TIMING_PARQUET=name=path,...` registers more Parquet files as tables
+//! (their schema read from the file, strings as DataFusion reads them by default).
 //! A column whose rows are of another type than the plan declares is reported.
 
 #[global_allocator]

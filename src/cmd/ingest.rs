@@ -395,9 +395,10 @@ pub fn run_compact(a: CompactArgs) -> anyhow::Result<ExitCode> {
 Makes what the next question would otherwise make first: the consolidated copy of the
 event log's live files, and the base projections folded from it as of the latest event,
 for every source together and for each source alone. After that, every question on
-this commit (any period, thresholds or --source) reads them; only an --as-of before the latest event folds its own.
-`culla ingest` and `culla compact` do this themselves when they finish, and a streaming
-ingest whenever it is caught up with the log; use it after copying data in by hand.")]
+this commit (any period, thresholds, --source, or an --as-of after the latest event)
+reads them; only an --as-of before the latest event folds its own. `culla ingest` and
+`culla compact` do this themselves when they finish, and a streaming ingest whenever it
+is caught up with the log; use it after copying data in by hand.")]
 pub struct WarmArgs {
     /// Data directory.
     #[arg(long, env = "CULLA_DATA")]

@@ -203,9 +203,10 @@ impl GroupsAccumulator for PercentileGroups {
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
         let v = as_float64_array(&values[0])?;
+        // Each row its own group: a list of its value, or an empty list.
         let lists = ListArray::from_iter_primitive::<Float64Type, _, _>((0..v.len()).map(|row| {
             let kept = opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
-            Some((kept && v.is_valid(row)).then(|| Some(v.value(row)))).map(|one| one.into_iter())
+            Some((kept && v.is_valid(row)).then(|| Some(v.value(row))))
         }));
         Ok(vec![Arc::new(lists), values[1].clone()])
     }
@@ -381,6 +382,78 @@ mod tests {
             let want50 = percentile(&mut big, 0.5).unwrap();
             assert!((p90.value(g as usize) - want90).abs() < 1e-12, "group {g}");
             assert!((p50.value(g as usize) - want50).abs() < 1e-12, "group {g}");
+        }
+    }
+
+    /// With nearly one group per row, DataFusion stops pre-aggregating and hands each
+    /// row to the final phase as its own state (`convert_to_state`): the answers are
+    /// still each group's percentile, nulls and the `FILTER` clause still apply.
+    #[tokio::test]
+    async fn rows_passed_on_as_states_give_the_same_percentiles() {
+        let mut config = datafusion::prelude::SessionConfig::new()
+            .with_target_partitions(2)
+            .with_batch_size(16);
+        let exec = &mut config.options_mut().execution;
+        exec.skip_partial_aggregation_probe_rows_threshold = 8;
+        exec.skip_partial_aggregation_probe_ratio_threshold = 0.1;
+        let ctx = SessionContext::new_with_config(config);
+        ctx.register_udaf(udaf());
+        // 400 rows, groups of one or two rows: g = i / 2 for i < 200, g = i after.
+        let rows: Vec<(i64, Option<f64>)> = (0..400i64)
+            .map(|i| {
+                let g = if i < 200 { i / 2 } else { i };
+                (g, (i % 7 != 0).then(|| (i * 13 % 101) as f64))
+            })
+            .collect();
+        let values = rows
+            .iter()
+            .map(|(g, x)| format!("({g}, {})", x.map_or("NULL".into(), |x| format!("{x:?}"))))
+            .collect::<Vec<_>>()
+            .join(", ");
+        ctx.sql(&format!(
+            "CREATE TABLE t AS SELECT column1 AS g, CAST(column2 AS DOUBLE) AS x FROM (VALUES {values})"
+        ))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+        let sql = "SELECT g, percentile_exact(x, 0.5) AS p50, \
+                   percentile_exact(x, 0.5) FILTER (WHERE x >= 50) AS p50_big \
+                   FROM t GROUP BY g ORDER BY g";
+        let plan = ctx.sql(&format!("EXPLAIN ANALYZE {sql}")).await.unwrap();
+        let shown =
+            datafusion::arrow::util::pretty::pretty_format_batches(&plan.collect().await.unwrap())
+                .unwrap()
+                .to_string();
+        assert!(
+            shown.contains("skipped_aggregation_rows")
+                && !shown.contains("skipped_aggregation_rows=0"),
+            "pre-aggregation was not skipped: {shown}"
+        );
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let b = datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let groups: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.0).collect();
+        assert_eq!(b.num_rows(), groups.len());
+        let gs = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .unwrap();
+        let p50 = as_float64_array(b.column(1)).unwrap();
+        let big = as_float64_array(b.column(2)).unwrap();
+        for r in 0..b.num_rows() {
+            let g = gs.value(r);
+            let mut all: Vec<f64> = rows
+                .iter()
+                .filter(|x| x.0 == g)
+                .filter_map(|x| x.1)
+                .collect();
+            let mut over: Vec<f64> = all.iter().copied().filter(|x| *x >= 50.0).collect();
+            let want = |v: &mut Vec<f64>| percentile(v, 0.5);
+            let got = |a: &Float64Array| a.is_valid(r).then(|| a.value(r));
+            assert_eq!(got(p50), want(&mut all), "group {g}");
+            assert_eq!(got(big), want(&mut over), "group {g} over 50");
         }
     }
 
