@@ -331,6 +331,23 @@ mod tests {
         assert!((got - 38.9).abs() < 1e-12, "{got}");
     }
 
+    /// Registers `rows` as table `t (g BIGINT, x DOUBLE)`.
+    async fn table_t(ctx: &SessionContext, rows: &[(i64, Option<f64>)]) {
+        let values = rows
+            .iter()
+            .map(|(g, x)| format!("({g}, {})", x.map_or("NULL".into(), |x| format!("{x:?}"))))
+            .collect::<Vec<_>>()
+            .join(", ");
+        ctx.sql(&format!(
+            "CREATE TABLE t AS SELECT column1 AS g, CAST(column2 AS DOUBLE) AS x FROM (VALUES {values})"
+        ))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    }
+
     /// Many groups over several batches and partitions (the groups accumulator, its
     /// state and merge), nulls and a `FILTER` clause: each group's answer is the
     /// percentile of the values the test kept for it.
@@ -350,19 +367,7 @@ mod tests {
                 )
             })
             .collect();
-        let values = rows
-            .iter()
-            .map(|(g, x)| format!("({g}, {})", x.map_or("NULL".into(), |x| format!("{x:?}"))))
-            .collect::<Vec<_>>()
-            .join(", ");
-        ctx.sql(&format!(
-            "CREATE TABLE t AS SELECT column1 AS g, CAST(column2 AS DOUBLE) AS x FROM (VALUES {values})"
-        ))
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+        table_t(&ctx, &rows).await;
         let sql = "SELECT g, percentile_exact(x, 0.9) AS p90, \
                    percentile_exact(x, 0.5) FILTER (WHERE x >= 100) AS p50_big \
                    FROM t GROUP BY g ORDER BY g";
@@ -405,19 +410,7 @@ mod tests {
                 (g, (i % 7 != 0).then(|| (i * 13 % 101) as f64))
             })
             .collect();
-        let values = rows
-            .iter()
-            .map(|(g, x)| format!("({g}, {})", x.map_or("NULL".into(), |x| format!("{x:?}"))))
-            .collect::<Vec<_>>()
-            .join(", ");
-        ctx.sql(&format!(
-            "CREATE TABLE t AS SELECT column1 AS g, CAST(column2 AS DOUBLE) AS x FROM (VALUES {values})"
-        ))
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+        table_t(&ctx, &rows).await;
         let sql = "SELECT g, percentile_exact(x, 0.5) AS p50, \
                    percentile_exact(x, 0.5) FILTER (WHERE x >= 50) AS p50_big \
                    FROM t GROUP BY g ORDER BY g";
