@@ -28,7 +28,7 @@ fn report_renders_in_chromium() {
         .unwrap();
     assert!(status.success());
     let url = format!("file://{}", out.display());
-    let (dom, console) = dump_dom(&url, 1000);
+    let (dom, console) = dump_dom(&url, None);
     assert!(
         dom.contains("<html lang=\"it\">"),
         "{}",
@@ -39,7 +39,7 @@ fn report_renders_in_chromium() {
     assert_eq!(dom.matches("class=\"cell\"").count(), 168);
     assert_no_small_counts(&dom);
     assert!(console.is_empty(), "console: {console:?}");
-    screenshot(&url, "report-it", "1280,4000");
+    screenshot(&url, "report-it", (1280, 4000), None);
 }
 
 fn free_port() -> u16 {
@@ -146,11 +146,14 @@ fn it_number(title: &str) -> f64 {
         .unwrap_or_else(|_| panic!("not a number: {title}"))
 }
 
+/// The dashboard page's mark that it finished drawing, or gave up with errors.
+const LOADED: &str = "body[data-loaded], body[data-errors]";
+
 /// Opens a dashboard page in headless Chromium (drawn once: `refresh=0`), checks it
 /// loaded without an error in the page or the console, and returns its DOM.
 fn open_page(addr: &str, path: &str) -> String {
     let url = format!("http://{addr}{path}");
-    let (dom, console) = dump_dom(&url, 20_000);
+    let (dom, console) = dump_dom(&url, Some(LOADED));
     assert!(
         dom.contains("<html lang=\"it\">"),
         "{url}: {}",
@@ -293,7 +296,7 @@ fn dashboard_in_chromium_is_local_named_only_and_live() {
     // The console check below can fail: a page that logs is caught.
     let (_, probe) = dump_dom(
         "data:text/html,<p>x</p><script>console.error('culla-probe')</script>",
-        500,
+        None,
     );
     assert!(
         probe.iter().any(|l| l.contains("culla-probe")),
@@ -329,7 +332,8 @@ fn dashboard_in_chromium_is_local_named_only_and_live() {
     screenshot(
         &format!("http://{addr}/?refresh=0"),
         "dashboard-overview",
-        "1280,2400",
+        (1280, 2400),
+        Some(LOADED),
     );
 
     // The territory dashboard: two maps of the 88 NIL and the tables.
@@ -350,7 +354,8 @@ fn dashboard_in_chromium_is_local_named_only_and_live() {
     screenshot(
         &format!("http://{addr}/d/territory?refresh=0"),
         "dashboard-territory",
-        "1280,2400",
+        (1280, 2400),
+        Some(LOADED),
     );
 
     // A second line is ingested by `culla ingest` while the server runs.
@@ -410,6 +415,48 @@ fn dashboard_in_chromium_is_local_named_only_and_live() {
     screenshot(
         &format!("http://{addr}/?refresh=0"),
         "dashboard-overview-two-lines",
-        "1280,2400",
+        (1280, 2400),
+        Some(LOADED),
     );
+}
+
+/// The harness itself can fail: a page that logs, throws and breaks WCAG rules is
+/// heard on every channel, and a clean page is not.
+#[test]
+fn harness_hears_console_page_errors_and_accessibility_faults() {
+    let bad = open(&Open {
+        url: "data:text/html,<p>x</p><img src='data:,'><script>console.warn('culla-warn');throw new Error('culla-throw')</script>",
+        axe: true,
+        ..Default::default()
+    });
+    assert!(bad.browser.starts_with("Chrome/"), "{}", bad.browser);
+    assert!(
+        bad.console.iter().any(|l| l == "warn: culla-warn"),
+        "{:?}",
+        bad.console
+    );
+    assert!(
+        bad.errors.iter().any(|e| e.contains("culla-throw")),
+        "{:?}",
+        bad.errors
+    );
+    let rules: Vec<&str> = bad
+        .axe
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|v| v.id.as_str())
+        .collect();
+    for rule in ["image-alt", "html-has-lang", "document-title"] {
+        assert!(rules.contains(&rule), "axe found {rules:?}");
+    }
+
+    let good = open(&Open {
+        url: "data:text/html,<!DOCTYPE html><html lang='it'><head><title>t</title></head><body><main><h1>Culla</h1><img src='data:,' alt='vuoto'></main></body></html>",
+        axe: true,
+        ..Default::default()
+    });
+    assert!(good.said().is_empty(), "{:?}", good.said());
+    assert_eq!(good.axe.as_ref().map(Vec::len), Some(0), "{:?}", good.axe);
+    assert!(good.dom.contains("<h1>Culla</h1>"));
 }

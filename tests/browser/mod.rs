@@ -1,6 +1,7 @@
-//! Helpers for tests in a real headless Chromium: find the browser, dump the DOM after
-//! scripts ran, take screenshots, collect console messages, and build a fixture data
-//! directory from a simulated year.
+//! Helpers for tests in a real headless Chromium, driven over the DevTools protocol by
+//! `tests/browser/driver.mjs` (puppeteer-core): the DOM after scripts ran, console
+//! messages and page errors, screenshots and axe-core's accessibility checks; and a
+//! fixture data directory from a simulated year.
 
 #![allow(dead_code)]
 
@@ -8,99 +9,140 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// The Chromium binary: `$CULLA_CHROMIUM`, else `chromium` or `chromium-browser` on PATH.
-pub fn chromium() -> String {
-    if let Ok(c) = std::env::var("CULLA_CHROMIUM") {
-        return c;
-    }
-    for c in ["chromium", "chromium-browser", "google-chrome"] {
-        if Command::new("which")
-            .arg(c)
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-        {
-            return c.to_string();
-        }
-    }
-    panic!("headless Chromium is needed: apt-get install -y chromium (or set CULLA_CHROMIUM)");
+/// What the DevTools-protocol driver (`tests/browser/driver.mjs`) saw of one page.
+#[derive(Debug, serde::Deserialize)]
+pub struct Page {
+    /// The browser's own version string, e.g. `Chrome/156.0.8078.129`.
+    pub browser: String,
+    /// The DOM after the page loaded and its scripts ran.
+    pub dom: String,
+    /// Console messages, `type: text`.
+    pub console: Vec<String>,
+    /// Uncaught page errors, and the driver's own if loading or waiting failed.
+    pub errors: Vec<String>,
+    /// axe-core's WCAG 2.1 A/AA violations, when asked for.
+    pub axe: Option<Vec<Violation>>,
 }
 
-/// Runs Chromium headless with `args` then `url`; returns (stdout, stderr).
-pub fn run(url: &str, args: &[&str]) -> (String, String) {
-    let profile = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(chromium());
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--enable-logging=stderr",
-        "--v=0",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()))
-    .args(args)
-    .arg(url)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let child = cmd.spawn().expect("start chromium");
+/// One axe-core rule the page breaks, with the elements that break it.
+#[derive(Debug, serde::Deserialize)]
+pub struct Violation {
+    /// The rule, e.g. `color-contrast`.
+    pub id: String,
+    /// `minor` to `critical`.
+    pub impact: Option<String>,
+    /// What the rule asks for.
+    pub help: String,
+    /// CSS selectors of the offending elements.
+    pub nodes: Vec<String>,
+}
+
+impl Page {
+    /// Everything the page said: console messages, then page errors (any is a
+    /// failure for culla's pages).
+    pub fn said(&self) -> Vec<String> {
+        self.console
+            .iter()
+            .chain(self.errors.iter())
+            .cloned()
+            .collect()
+    }
+}
+
+/// How to open a page: what to wait for, and what to take from it.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Open<'a> {
+    /// The page.
+    pub url: &'a str,
+    /// A CSS selector to wait for after the load event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_for: Option<&'a str>,
+    /// A screenshot: `{ path, width, height }`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub screenshot: Option<serde_json::Value>,
+    /// Run axe-core's WCAG 2.1 A/AA rules.
+    pub axe: bool,
+}
+
+/// Opens a page in Debian's chromium through the DevTools protocol (puppeteer-core,
+/// installed in `tests/browser/node_modules` by `scripts/setup.sh`).
+pub fn open(req: &Open) -> Page {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        here.join("node_modules/puppeteer-core").is_dir(),
+        "the browser driver is not installed: run scripts/setup.sh (npm ci in tests/browser)"
+    );
+    let node = std::env::var("CULLA_NODE").unwrap_or_else(|_| "node".into());
+    let child = Command::new(node)
+        .arg(here.join("driver.mjs"))
+        .arg(serde_json::to_string(req).unwrap())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start node (apt-get install -y nodejs, or set CULLA_NODE)");
     let pid = child.id();
-    // Read the pipes while it runs (a large DOM would fill them and block Chromium).
+    // Read the pipes while it runs (a large DOM would fill them and block the driver).
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(out) => {
-            let out = out.unwrap();
-            (
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )
-        }
+    let out = match rx.recv_timeout(Duration::from_secs(180)) {
+        Ok(out) => out.unwrap(),
         Err(_) => {
             let _ = Command::new("kill").arg(pid.to_string()).status();
-            panic!("chromium did not finish within 120 s for {url}");
+            panic!(
+                "the browser driver did not finish within 180 s for {}",
+                req.url
+            );
         }
-    }
-}
-
-/// The DOM after scripts ran for `budget_ms` of virtual time, and the console lines.
-pub fn dump_dom(url: &str, budget_ms: u32) -> (String, Vec<String>) {
-    let (dom, err) = run(
-        url,
-        &[&format!("--virtual-time-budget={budget_ms}"), "--dump-dom"],
+    };
+    assert!(
+        out.status.success(),
+        "the browser driver failed for {}: {}",
+        req.url,
+        String::from_utf8_lossy(&out.stderr)
     );
-    (dom, console_lines(&err))
+    let page: Page = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "the browser driver's answer is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    eprintln!("browser: {} for {}", page.browser, req.url);
+    page
 }
 
-/// Console messages Chromium logged (any message is a failure for these pages).
-pub fn console_lines(stderr: &str) -> Vec<String> {
-    stderr
-        .lines()
-        .filter(|l| l.contains(":CONSOLE"))
-        .map(str::to_string)
-        .collect()
+/// The DOM once the page loaded (and `wait_for` appeared), with everything it said.
+pub fn dump_dom(url: &str, wait_for: Option<&str>) -> (String, Vec<String>) {
+    let page = open(&Open {
+        url,
+        wait_for,
+        ..Default::default()
+    });
+    let said = page.said();
+    (page.dom, said)
 }
 
 /// Takes a screenshot into `target/browser-shots/<name>.png` (kept out of git).
-pub fn screenshot(url: &str, name: &str, size: &str) -> PathBuf {
+pub fn screenshot(
+    url: &str,
+    name: &str,
+    (width, height): (u32, u32),
+    wait_for: Option<&str>,
+) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-shots");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.png"));
-    run(
+    let _ = std::fs::remove_file(&path);
+    open(&Open {
         url,
-        &[
-            &format!("--screenshot={}", path.display()),
-            &format!("--window-size={size}"),
-            "--hide-scrollbars",
-            "--virtual-time-budget=4000",
-        ],
-    );
+        wait_for,
+        screenshot: Some(serde_json::json!({
+            "path": path, "width": width, "height": height,
+        })),
+        ..Default::default()
+    });
     assert!(path.exists(), "no screenshot written for {url}");
     path
 }
