@@ -43,6 +43,7 @@ enum Command {
     Compact(cmd::ingest::CompactArgs),
     Warm(cmd::ingest::WarmArgs),
     Query(cmd::query::QueryArgs),
+    Disclosure(cmd::query::DisclosureArgs),
     Sql(cmd::query::SqlArgs),
     Report(cmd::report::ReportArgs),
     Serve(cmd::report::ServeArgs),
@@ -57,6 +58,7 @@ fn main() -> std::process::ExitCode {
     if !matches!(
         cli.command,
         Command::Query(_)
+            | Command::Disclosure(_)
             | Command::Sql(_)
             | Command::Report(_)
             | Command::Survey(_)
@@ -76,6 +78,7 @@ fn main() -> std::process::ExitCode {
         Command::Compact(a) => cmd::ingest::run_compact(a),
         Command::Warm(a) => cmd::ingest::run_warm(a),
         Command::Query(a) => cmd::query::run_query(a),
+        Command::Disclosure(a) => cmd::query::run_disclosure(a),
         Command::Sql(a) => cmd::query::run_sql(a),
         Command::Report(a) => cmd::report::run_report(a),
         Command::Serve(a) => cmd::report::run_serve(a),

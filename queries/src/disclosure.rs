@@ -19,6 +19,7 @@
 //! `<5` (primary), [`SECONDARY_SYMBOL`] (secondary) and `-` (derived values) in tables
 //! and CSV; JSON and Parquet keep null plus the two marker columns.
 
+use crate::protect::{Kind, System, protect};
 use crate::registry::QueryInfo;
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::{cast, nullif};
@@ -39,17 +40,77 @@ pub const SECONDARY_MARKER: &str = "suppressed_secondary";
 /// its true value may be large.
 pub const SECONDARY_SYMBOL: &str = "c";
 
-/// Applies primary and secondary suppression to one query result.
+/// Protects one query result on its own: its cells, the totals its additive keys and
+/// row parts add up to (assumed published), and nothing else. A release's outputs are
+/// protected together by [`crate::release`]; this is for a table published alone (a
+/// survey comparison, the unit tests).
 pub fn apply(
     batch: &RecordBatch,
     info: &QueryInfo,
     min_count: u32,
 ) -> Result<RecordBatch, ArrowError> {
+    let mut sys = System::default();
+    let counts = count_columns(batch, info)?;
+    let keys = key_strings(batch, info)?;
+    let mut cells: BTreeMap<(usize, &str), usize> = BTreeMap::new();
+    for (c, vals) in &counts {
+        for (r, v) in vals.iter().enumerate() {
+            if let Some(v) = v {
+                cells.insert((r, c), sys.cell(*v, Kind::Shown));
+            }
+        }
+    }
+    for dim in info.additive_keys {
+        let Some(pos) = info.key_columns.iter().position(|k| k == dim) else {
+            continue;
+        };
+        for c in counts.keys() {
+            let mut by: BTreeMap<Vec<&str>, Vec<usize>> = BTreeMap::new();
+            for (r, key) in keys.iter().enumerate() {
+                let mut g: Vec<&str> = key.iter().map(String::as_str).collect();
+                g.remove(pos);
+                if let Some(&cell) = cells.get(&(r, *c)) {
+                    by.entry(g).or_default().push(cell);
+                }
+            }
+            for group in by.into_values().filter(|g| g.len() > 1) {
+                let total: i64 = group.iter().map(|&x| sys.value(x)).sum();
+                let t = sys.cell(total, Kind::Fixed);
+                let mut eq: Vec<(usize, i64)> = group.iter().map(|&x| (x, 1)).collect();
+                eq.push((t, -1));
+                sys.equation(eq);
+            }
+        }
+    }
+    for (parts, total) in info.row_parts {
+        for r in 0..batch.num_rows() {
+            let Some(&t) = cells.get(&(r, *total)) else {
+                continue;
+            };
+            let mut eq: Vec<(usize, i64)> = parts
+                .iter()
+                .filter_map(|p| cells.get(&(r, *p)).map(|&x| (x, 1)))
+                .collect();
+            eq.push((t, -1));
+            sys.equation(eq);
+        }
+    }
+    let p = protect(&sys, i64::from(min_count));
+    mark(batch, info, min_count, |r, c| {
+        cells
+            .get(&(r, c))
+            .filter(|&&x| p.hidden[x])
+            .map(|&x| p.secondary[x])
+    })
+}
+
+/// The values of `info`'s count columns present in `batch` (`None`: null).
+pub(crate) fn count_columns<'a>(
+    batch: &RecordBatch,
+    info: &'a QueryInfo,
+) -> Result<BTreeMap<&'a str, Vec<Option<i64>>>, ArrowError> {
     let schema = batch.schema();
-    let rows = batch.num_rows();
-    let min = i64::from(min_count);
-    // Count values per column (None: null).
-    let mut values: BTreeMap<&str, Vec<Option<i64>>> = BTreeMap::new();
+    let mut values = BTreeMap::new();
     for c in info.counts {
         if let Ok(idx) = schema.index_of(c) {
             let col = cast(batch.column(idx), &DataType::Int64)?;
@@ -57,99 +118,61 @@ pub fn apply(
                 .as_any()
                 .downcast_ref::<datafusion::arrow::array::Int64Array>()
                 .ok_or_else(|| ArrowError::CastError(format!("column {c} is not a count")))?;
-            values.insert(c, col.iter().collect());
+            values.insert(*c, col.iter().collect());
         }
     }
+    Ok(values)
+}
+
+/// Each row's key column values as text (null: empty), in `info.key_columns` order.
+pub(crate) fn key_strings(
+    batch: &RecordBatch,
+    info: &QueryInfo,
+) -> Result<Vec<Vec<String>>, ArrowError> {
+    let schema = batch.schema();
+    let mut rows = vec![Vec::with_capacity(info.key_columns.len()); batch.num_rows()];
+    for k in info.key_columns {
+        let Ok(idx) = schema.index_of(k) else {
+            continue;
+        };
+        let col = cast(batch.column(idx), &DataType::Utf8)?;
+        let col = col
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| ArrowError::CastError(format!("key {k} is not text")))?;
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.push(if col.is_valid(i) {
+                col.value(i).to_string()
+            } else {
+                String::new()
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Hides the counts `hidden(row, column)` names (`Some(secondary)`), and every derived
+/// value built on a hidden count, as nulls; adds the marker columns and the threshold
+/// to the schema. With nothing hidden it is how a table published as it is (counts by
+/// time alone) gets the same shape as a protected one.
+pub fn mark(
+    batch: &RecordBatch,
+    info: &QueryInfo,
+    min_count: u32,
+    hidden: impl Fn(usize, &str) -> Option<bool>,
+) -> Result<RecordBatch, ArrowError> {
+    let schema = batch.schema();
+    let rows = batch.num_rows();
     let mut suppressed: BTreeSet<(usize, &str)> = BTreeSet::new();
     let mut secondary: BTreeSet<(usize, &str)> = BTreeSet::new();
-    for (c, vals) in &values {
-        for (r, v) in vals.iter().enumerate() {
-            if let Some(v) = v
-                && *v > 0
-                && *v < min
-            {
-                suppressed.insert((r, c));
-            }
-        }
-    }
-    // Key values per row, as text, to form the groups.
-    let mut keys: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for k in info.key_columns {
-        if let Ok(idx) = schema.index_of(k) {
-            let col = cast(batch.column(idx), &DataType::Utf8)?;
-            let col = col
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| ArrowError::CastError(format!("key {k} is not text")))?;
-            keys.insert(
-                k,
-                (0..rows)
-                    .map(|i| {
-                        if col.is_valid(i) {
-                            col.value(i).to_string()
-                        } else {
-                            String::new()
-                        }
-                    })
-                    .collect(),
-            );
-        }
-    }
-    let mut groups: Vec<Vec<(usize, &str)>> = Vec::new();
-    for dim in info.additive_keys {
-        if !keys.contains_key(dim) {
-            continue;
-        }
-        for c in values.keys() {
-            let mut by: BTreeMap<Vec<&str>, Vec<(usize, &str)>> = BTreeMap::new();
-            for r in 0..rows {
-                let g: Vec<&str> = info
-                    .key_columns
-                    .iter()
-                    .filter(|k| *k != dim)
-                    .filter_map(|k| keys.get(k).map(|v| v[r].as_str()))
-                    .collect();
-                by.entry(g).or_default().push((r, *c));
-            }
-            groups.extend(by.into_values().filter(|g| g.len() > 1));
-        }
-    }
-    for (parts, total) in info.row_parts {
-        if !values.contains_key(total) {
-            continue;
-        }
+    for c in info.counts {
         for r in 0..rows {
-            let g: Vec<(usize, &str)> = parts
-                .iter()
-                .filter_map(|p| values.get_key_value(p).map(|(k, _)| (r, *k)))
-                .collect();
-            groups.push(g);
-        }
-    }
-    loop {
-        let mut changed = false;
-        for g in &groups {
-            let n = g.iter().filter(|cell| suppressed.contains(cell)).count();
-            if n != 1 {
-                continue;
+            if let Some(sec) = hidden(r, c) {
+                suppressed.insert((r, c));
+                if sec {
+                    secondary.insert((r, c));
+                }
             }
-            let partner = g
-                .iter()
-                .filter(|cell| !suppressed.contains(*cell))
-                .filter_map(|cell| {
-                    values[cell.1][cell.0]
-                        .filter(|v| *v > 0)
-                        .map(|v| (v, *cell))
-                })
-                .min();
-            if let Some((_, cell)) = partner {
-                suppressed.insert(cell);
-                secondary.insert(cell);
-                changed = true;
-            }
-        }
-        if !changed {
-            break;
         }
     }
     // Derived cells built on suppressed counts.

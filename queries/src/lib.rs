@@ -6,13 +6,17 @@
 //! and Italian) and key columns. [`run`] opens the data directory under its shared read
 //! lock, builds the projections for the [`Params`] (period, source, as-of instant,
 //! thresholds), runs the question and returns one batch sorted by the key columns;
-//! with `params.public` the result goes through [`disclosure`] control first.
+//! with `params.public` a protected question's result takes its hidden cells from the
+//! [`release`] of its year (every protected question, all sources and each, protected
+//! together by [`protect`]) and [`disclosure`] marks them.
 //! [`write`] renders a result as a table, CSV, JSON or Parquet.
 
 pub mod disclosure;
 pub mod fixture;
 pub mod output;
+pub mod protect;
 pub mod registry;
+pub mod release;
 
 pub use datafusion::arrow::record_batch::RecordBatch;
 pub use output::{Format, Output, WriteError, write};
@@ -117,10 +121,12 @@ impl Params {
             }
             None => (self.from, self.to),
         };
-        if self.min_count == 0 && self.public {
-            return Err(Error::Params(
-                "the disclosure threshold must be at least 1".into(),
-            ));
+        if self.public && self.min_count < release::MIN_PUBLIC_THRESHOLD {
+            return Err(Error::Params(format!(
+                "a public output hides counts below at least {} (SISTAN's minimum); --min-count {} is too low",
+                release::MIN_PUBLIC_THRESHOLD,
+                self.min_count
+            )));
         }
         Ok(ProjectionOptions {
             from,
@@ -164,6 +170,13 @@ pub async fn run_many_and_sql(
 ) -> Result<(Vec<RecordBatch>, Vec<Vec<RecordBatch>>)> {
     let infos: Vec<&QueryInfo> = names.iter().map(|n| lookup(n)).collect::<Result<_>>()?;
     let opts = params.projection_options()?;
+    // Protected questions take their hidden cells from the release of their year, built
+    // (or found) before this opening takes its lock.
+    let release = if params.public && infos.iter().any(|i| i.protected) {
+        Some(release::of(params).await?)
+    } else {
+        None
+    };
     let _lock = culla_transform::read_lock(&params.data)?;
     let (ctx, scope) = culla_transform::open_scoped(&params.data, &opts).await?;
     let mut out = Vec::with_capacity(infos.len());
@@ -177,10 +190,13 @@ pub async fn run_many_and_sql(
         let df = ctx.sql(&sql).await.map_err(qerr)?;
         let (schema, batches) = culla_transform::collect_plain(df).await.map_err(qerr)?;
         let batch = concat_batches(&schema, &batches)?;
-        let batch = if params.public {
-            disclosure::apply(&batch, info, params.min_count)?
-        } else {
-            batch
+        let batch = match (&release, params.public) {
+            (Some(r), _) if info.protected => {
+                r.apply(&batch, info, params.source.as_deref(), params.min_count)?
+            }
+            // Counts by time, source or channel alone are published as they are.
+            (_, true) => disclosure::mark(&batch, info, params.min_count, |_, _| None)?,
+            (_, false) => batch,
         };
         tracing::debug!(
             query = info.name,

@@ -29,6 +29,10 @@ pub struct QueryInfo {
     /// Count columns of one row that add up to another count of the row
     /// (parts, total): secondary suppression works within them too.
     pub row_parts: &'static [(&'static [&'static str], &'static str)],
+    /// Whether its counts are broken down by territory, a family characteristic or a
+    /// need category, and so protected across the release (contract 1.1); counts by
+    /// time, source or channel alone are published as they are.
+    pub protected: bool,
 }
 
 macro_rules! sql {
@@ -64,6 +68,7 @@ static REGISTRY: &[QueryInfo] = &[
         derived: &[("out_of_hours_share", &["out_of_hours", "contacts"])],
         additive_keys: &["month", "channel"],
         row_parts: &[],
+        protected: false,
     },
     QueryInfo {
         name: "service_levels_by_month",
@@ -82,6 +87,7 @@ static REGISTRY: &[QueryInfo] = &[
         ],
         additive_keys: &["month"],
         row_parts: &[],
+        protected: false,
     },
     QueryInfo {
         name: "escalations_by_month",
@@ -109,6 +115,7 @@ static REGISTRY: &[QueryInfo] = &[
         ],
         additive_keys: &["month"],
         row_parts: &[],
+        protected: false,
     },
     QueryInfo {
         name: "contacts_by_weekday_hour",
@@ -121,6 +128,7 @@ static REGISTRY: &[QueryInfo] = &[
         derived: &[],
         additive_keys: &["weekday", "hour"],
         row_parts: &[],
+        protected: false,
     },
     QueryInfo {
         name: "needs_by_category",
@@ -133,6 +141,7 @@ static REGISTRY: &[QueryInfo] = &[
         derived: &[("unmet_share", &["unmet", "needs"])],
         additive_keys: &["category", "stage"],
         row_parts: &[(&["met", "unmet", "declined", "open"], "needs")],
+        protected: true,
     },
     QueryInfo {
         name: "unmet_needs_by_reason",
@@ -145,6 +154,7 @@ static REGISTRY: &[QueryInfo] = &[
         derived: &[],
         additive_keys: &["category", "reason"],
         row_parts: &[],
+        protected: true,
     },
     QueryInfo {
         name: "unmet_needs_by_nil",
@@ -157,6 +167,7 @@ static REGISTRY: &[QueryInfo] = &[
         derived: NIL_RATES,
         additive_keys: &["nil"],
         row_parts: &[],
+        protected: true,
     },
     QueryInfo {
         name: "unmet_needs_by_municipio",
@@ -169,6 +180,7 @@ static REGISTRY: &[QueryInfo] = &[
         derived: NIL_RATES,
         additive_keys: &["municipio"],
         row_parts: &[],
+        protected: true,
     },
     QueryInfo {
         name: "isolation_risk_flags",
@@ -181,6 +193,7 @@ static REGISTRY: &[QueryInfo] = &[
         derived: &[("share", &["families", "of_families"])],
         additive_keys: &[],
         row_parts: &[],
+        protected: true,
     },
     QueryInfo {
         name: "isolation_risk_by_nil",
@@ -193,6 +206,7 @@ static REGISTRY: &[QueryInfo] = &[
         derived: RISK_RATES,
         additive_keys: &["nil"],
         row_parts: &[],
+        protected: true,
     },
     QueryInfo {
         name: "isolation_risk_by_municipio",
@@ -205,6 +219,7 @@ static REGISTRY: &[QueryInfo] = &[
         derived: RISK_RATES,
         additive_keys: &["municipio"],
         row_parts: &[],
+        protected: true,
     },
 ];
 

@@ -251,3 +251,64 @@ pub fn run_sql(args: SqlArgs) -> anyhow::Result<ExitCode> {
     emit(&batch, &args.output)?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// Check a release before publishing: every protected question of each year, for all
+/// sources together and each alone, as every public output shows them.
+#[derive(clap::Args)]
+#[command(after_help = DISCLOSURE_EXAMPLES)]
+pub struct DisclosureArgs {
+    /// The data directory.
+    #[arg(long, env = "CULLA_DATA", default_value = "data")]
+    pub data: PathBuf,
+    /// A calendar year to check (repeat for several).
+    #[arg(long, required = true)]
+    pub year: Vec<i32>,
+    /// The smallest count shown (counts 1 to this minus 1 are hidden; at least 3).
+    #[arg(long, env = "CULLA_MIN_COUNT", default_value_t = 5)]
+    pub min_count: u32,
+}
+
+const DISCLOSURE_EXAMPLES: &str = "Examples:
+  culla disclosure --data DIR --year 2023 --year 2024
+
+For each year it prints how many published cells the protected questions have, how many
+are hidden, and every hidden cell that adding or subtracting published cells would still
+give away (exit 1 when there is one). docs/DISCLOSURE.md explains the method.";
+
+/// Builds each year's release and prints any cell it cannot protect.
+pub fn run_disclosure(args: DisclosureArgs) -> anyhow::Result<ExitCode> {
+    if !culla_transform::has_events(&args.data) {
+        bail!("no events in {}: nothing to check", args.data.display());
+    }
+    let rt = runtime()?;
+    let mut exposed = 0;
+    let mut out = std::io::stdout().lock();
+    for year in &args.year {
+        let p = Params {
+            data: args.data.clone(),
+            year: Some(*year),
+            public: true,
+            min_count: args.min_count,
+            ..Params::default()
+        };
+        let r = rt.block_on(culla_queries::release::build(&p))?;
+        writeln!(
+            out,
+            "{year}: {} sources, {} published cells, {} hidden, {} equations between them; {} recoverable",
+            r.sources.len(),
+            r.cells().count(),
+            r.hidden_count(),
+            r.equations,
+            r.exposed.len()
+        )?;
+        for id in &r.exposed {
+            writeln!(out, "  recoverable: {id}")?;
+        }
+        exposed += r.exposed.len();
+    }
+    Ok(if exposed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
