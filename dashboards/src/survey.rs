@@ -445,3 +445,132 @@ mod tests {
         assert!(to_csv(&rows).lines().count() == 12);
     }
 }
+
+/// Which rows of a comparison may be published, and whether the count of families in
+/// contact may.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Publication {
+    /// Per row: publishable.
+    pub rows: Vec<bool>,
+    /// Whether all families in contact (`contact_n`) are hidden (then no row is shown).
+    pub contact_n_hidden: bool,
+}
+
+/// Decides what of `rows` a public output shows. The contact side is a table of the
+/// year's release (`culla_queries::release`), protected together with every other
+/// public table: a category whose count the release hides is withheld. A row is also
+/// withheld when a survey count, or the families without the need on either side, is
+/// between 1 and `min_count - 1`.
+pub async fn publication(
+    data: &Path,
+    year: i32,
+    source: Option<&str>,
+    min_count: u32,
+    rows: &[Row],
+) -> Result<Publication> {
+    let params = culla_queries::Params {
+        data: data.to_path_buf(),
+        year: Some(year),
+        public: true,
+        min_count,
+        ..Default::default()
+    };
+    let release = culla_queries::release::of(&params)
+        .await
+        .map_err(|e| Error::Query {
+            name: "survey comparison release".into(),
+            message: e.to_string(),
+        })?;
+    let hidden = |category: &str| {
+        let id = culla_queries::release::CellId {
+            question: culla_queries::release::SURVEY_FAMILIES.name,
+            source: source.map(str::to_string),
+            row: vec![category.to_string()],
+            column: "families",
+        };
+        release.hidden(&id).is_some()
+    };
+    let contact_n_hidden = hidden(culla_queries::release::SURVEY_ALL);
+    let min = u64::from(min_count);
+    let fine = |v: u64| v == 0 || v >= min;
+    Ok(Publication {
+        rows: rows
+            .iter()
+            .map(|r| {
+                !contact_n_hidden
+                    && (r.contact_yes == 0 || !hidden(&r.category))
+                    && fine(r.survey_yes)
+                    && fine(r.survey_n - r.survey_yes)
+                    && fine(r.contact_yes)
+                    && fine(r.contact_n - r.contact_yes)
+            })
+            .collect(),
+        contact_n_hidden,
+    })
+}
+
+/// The fields a withheld row still shows.
+const SHOWN_WHEN_WITHHELD: [&str; 2] = ["category", "survey_n"];
+
+/// The rows as JSON objects, withheld rows' values null, with a `suppressed` flag.
+pub fn to_public_json(rows: &[Row], p: &Publication) -> Vec<serde_json::Value> {
+    rows.iter()
+        .zip(&p.rows)
+        .map(|(r, ok)| {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                if !ok {
+                    for (k, x) in o.iter_mut() {
+                        if !SHOWN_WHEN_WITHHELD.contains(&k.as_str()) {
+                            *x = serde_json::Value::Null;
+                        }
+                    }
+                }
+                o.insert("suppressed".into(), serde_json::Value::Bool(!ok));
+            }
+            v
+        })
+        .collect()
+}
+
+/// The public comparison as CSV: [`to_csv`]'s columns, withheld rows' values empty,
+/// and a last column `suppressed` (true/false) so numbers stay numbers.
+pub fn to_public_csv(rows: &[Row], p: &Publication) -> String {
+    let full = to_csv(rows);
+    let mut lines = full.lines();
+    let header = lines.next().unwrap_or_default();
+    let names: Vec<&str> = header.split(',').collect();
+    let mut o = format!("{header},suppressed\n");
+    for ((line, ok), r) in lines.zip(&p.rows).zip(rows) {
+        if *ok {
+            o.push_str(&format!("{line},false\n"));
+        } else {
+            let cells: Vec<String> = names
+                .iter()
+                .map(|n| match *n {
+                    "category" => r.category.clone(),
+                    "survey_n" => r.survey_n.to_string(),
+                    _ => String::new(),
+                })
+                .collect();
+            o.push_str(&format!("{},true\n", cells.join(",")));
+        }
+    }
+    o
+}
+
+/// The public comparison for a terminal: withheld rows say so.
+pub fn to_public_text(rows: &[Row], p: &Publication) -> String {
+    let full = to_text(rows);
+    let mut lines = full.lines();
+    let mut o = format!("{}\n", lines.next().unwrap_or_default());
+    for ((line, ok), r) in lines.zip(&p.rows).zip(rows) {
+        if *ok {
+            o.push_str(line);
+        } else {
+            o.push_str(&format!("{:<14} withheld (disclosure control)", r.category));
+        }
+        o.push('\n');
+    }
+    o
+}

@@ -115,6 +115,10 @@ fn data() -> ReportData {
         survey: Some(SurveySection {
             families: 87,
             rows: vec![survey_row("economic"), survey_row("health")],
+            publication: culla_dashboards::survey::Publication {
+                rows: vec![true, true],
+                contact_n_hidden: false,
+            },
         }),
         ..Default::default()
     }

@@ -194,8 +194,10 @@ pub async fn run_many_and_sql(
             (Some(r), _) if info.protected => {
                 r.apply(&batch, info, params.source.as_deref(), params.min_count)?
             }
-            // Counts by time, source or channel alone are published as they are.
-            (_, true) => disclosure::mark(&batch, info, params.min_count, |_, _| None)?,
+            // Counts by time, source or channel alone: protected table by table (1.1 lets
+            // them be published as they are; the report and the dashboard still draw
+            // them with the table-by-table rule).
+            (_, true) => disclosure::apply(&batch, info, params.min_count)?,
             (_, false) => batch,
         };
         tracing::debug!(

@@ -14,7 +14,8 @@
 //! - all sources = the sum of each source, cell by cell;
 //! - a NIL's and a Municipio's counts are sums of the same unpublished cells (the
 //!   families or needs of one NIL in one Municipio, as the data have them: a profile's
-//!   Municipio can differ from its NIL's).
+//!   Municipio can differ from its NIL's), and a Municipio holds at least the NIL cells
+//!   the NIL map puts in it (what an attacker who knows the map assumes).
 //!
 //! An equation that does not hold on the data (a family in contact with two lines is
 //! one family of all sources) is left out: it is no relation an attacker could use.
@@ -209,6 +210,40 @@ pub async fn of(params: &Params) -> Result<Arc<Release>> {
     Ok(release)
 }
 
+/// Families in contact with at least one need of each category, and (`category` =
+/// `all`) all families in contact: the contact side of a survey comparison
+/// (`culla survey compare`, the report's survey section). Not a named question, but a
+/// protected table of every release, so the comparison is protected with the rest.
+pub static SURVEY_FAMILIES: QueryInfo = QueryInfo {
+    name: "survey_families_by_need",
+    title_en: "Families in contact by need category (survey comparison)",
+    title_it: "Famiglie in contatto per categoria di bisogno (confronto con l'indagine)",
+    description: "Families in contact with at least one need of each category, and all families in contact.",
+    key_columns: &["category"],
+    sql: "",
+    counts: &["families"],
+    derived: &[],
+    additive_keys: &[],
+    row_parts: &[],
+    protected: true,
+};
+
+/// The row of [`SURVEY_FAMILIES`] holding all families in contact.
+pub const SURVEY_ALL: &str = "all";
+
+const SURVEY_SQL: &str = "WITH f AS (SELECT DISTINCT family FROM families), \
+     n AS (SELECT DISTINCT family, category FROM needs) \
+     SELECT 'all' AS category, CAST(count(*) AS BIGINT) AS families FROM f \
+     UNION ALL \
+     SELECT n.category, CAST(count(*) AS BIGINT) FROM n JOIN f ON n.family = f.family GROUP BY n.category";
+
+/// The flags that count the families with a need of one category, where the survey
+/// table can show the same count.
+const FLAG_CATEGORIES: &[(&str, &str)] = &[
+    ("psychological_need", "psychological"),
+    ("economic_need", "economic"),
+];
+
 /// The protected questions, in registry order.
 pub fn protected() -> Vec<&'static QueryInfo> {
     registry().iter().filter(|q| q.protected).collect()
@@ -247,11 +282,13 @@ fn measure(info: &QueryInfo, column: &'static str) -> &'static str {
     }
 }
 
-/// One scope's answers: the protected questions' batches, then the two interior ones.
+/// One scope's answers: the protected questions' batches, the two interior ones and
+/// the survey comparison's families.
 struct Answers {
     source: Option<String>,
     tables: Vec<(&'static QueryInfo, RecordBatch)>,
     interior: [Vec<RecordBatch>; 2],
+    survey: Vec<RecordBatch>,
 }
 
 /// Builds the release of `params`' year (thresholds and data as in `params`).
@@ -264,8 +301,16 @@ pub async fn build(params: &Params) -> Result<Release> {
         source: None,
         ..params.clone()
     };
-    let extra = [FAMILIES_INTERIOR_SQL, NEEDS_INTERIOR_SQL, SOURCES_SQL];
+    let extra = [
+        FAMILIES_INTERIOR_SQL,
+        NEEDS_INTERIOR_SQL,
+        SURVEY_SQL,
+        SOURCES_SQL,
+    ];
     let (tables, mut more) = run_many_and_sql(&names, &base, &extra).await?;
+    // Each opening may leave read caches being written; the next must not read them
+    // half-written.
+    culla_transform::cache::wait_for_writes();
     let sources = strings(&more.pop().unwrap_or_default(), 0)?;
     let mut scopes = vec![answers(None, &infos, tables, more)];
     for s in &sources {
@@ -273,7 +318,8 @@ pub async fn build(params: &Params) -> Result<Release> {
             source: Some(s.clone()),
             ..base.clone()
         };
-        let (tables, more) = run_many_and_sql(&names, &p, &extra[..2]).await?;
+        let (tables, more) = run_many_and_sql(&names, &p, &extra[..3]).await?;
+        culla_transform::cache::wait_for_writes();
         scopes.push(answers(Some(s.clone()), &infos, tables, more));
     }
     let mut b = Builder::default();
@@ -300,13 +346,15 @@ fn answers(
     tables: Vec<RecordBatch>,
     mut more: Vec<Vec<RecordBatch>>,
 ) -> Answers {
-    more.truncate(2);
+    more.truncate(3);
+    let survey = more.pop().unwrap_or_default();
     let needs = more.pop().unwrap_or_default();
     let families = more.pop().unwrap_or_default();
     Answers {
         source,
         tables: infos.iter().copied().zip(tables).collect(),
         interior: [families, needs],
+        survey,
     }
 }
 
@@ -360,6 +408,25 @@ impl Builder {
         }
         for &(nil_q, mun_q, which) in TERRITORY_PAIRS {
             self.territory(a, nil_q, mun_q, which)?;
+            self.nil_map(a, nil_q, mun_q)?;
+        }
+        for b in &a.survey {
+            self.table(&SURVEY_FAMILIES, a.source.as_ref(), b)?;
+        }
+        // The same count reached as a flag and as a need category.
+        for &(flag, category) in FLAG_CATEGORIES {
+            let cell = |question, row: &str| CellId {
+                question,
+                source: a.source.clone(),
+                row: vec![row.to_string()],
+                column: "families",
+            };
+            if let (Some(&x), Some(&y)) = (
+                self.cells.get(&cell("isolation_risk_flags", flag)),
+                self.cells.get(&cell(SURVEY_FAMILIES.name, category)),
+            ) {
+                self.sys.equation(vec![(x, 1), (y, -1)]);
+            }
         }
         Ok(())
     }
@@ -395,6 +462,17 @@ impl Builder {
         let additive = !info.additive_keys.is_empty();
         for c in info.counts {
             let m = measure(info, c);
+            if info.name == SURVEY_FAMILIES.name {
+                for (r, rc) in row_cells.iter().enumerate() {
+                    if keys[r].first().map(String::as_str) == Some(SURVEY_ALL)
+                        && let Some(&cell) = rc.get(c)
+                    {
+                        let t = self.total((source.cloned(), m, Vec::new()), self.sys.value(cell));
+                        self.sys.equation(vec![(cell, 1), (t, -1)]);
+                    }
+                }
+                continue;
+            }
             if info.name == "isolation_risk_flags" {
                 if *c == "of_families" {
                     for rc in &row_cells {
@@ -439,6 +517,62 @@ impl Builder {
                     .filter_map(|p| rc.get(p).map(|&x| (x, 1)))
                     .collect();
                 eq.push((t, -1));
+                self.sys.equation(eq);
+            }
+        }
+        Ok(())
+    }
+
+    /// What an attacker who knows the NIL map assumes: a Municipio holds at least its
+    /// NIL cells (`Municipio − Σ NIL = slack ≥ 0`, the slack being its families or needs
+    /// of an unknown or another NIL). Added where it holds on the data.
+    fn nil_map(&mut self, a: &Answers, nil_q: &'static str, mun_q: &'static str) -> Result<()> {
+        let Some((info, batch)) = a.tables.iter().find(|(i, _)| i.name == nil_q) else {
+            return Ok(());
+        };
+        let Ok(idx) = batch.schema().index_of("municipio") else {
+            return Ok(());
+        };
+        let mun = strings_of(batch, idx)?;
+        let keys = key_strings(batch, info)?;
+        for column in info.counts {
+            let mut of_mun: BTreeMap<Vec<String>, Vec<usize>> = BTreeMap::new();
+            for (r, key) in keys.iter().enumerate() {
+                if mun[r].is_empty() {
+                    continue;
+                }
+                let id = CellId {
+                    question: nil_q,
+                    source: a.source.clone(),
+                    row: key.clone(),
+                    column,
+                };
+                if let Some(&cell) = self.cells.get(&id) {
+                    of_mun
+                        .entry(vec![key[0].clone(), mun[r].clone()])
+                        .or_default()
+                        .push(cell);
+                }
+            }
+            for (row, nils) in of_mun {
+                let id = CellId {
+                    question: mun_q,
+                    source: a.source.clone(),
+                    row,
+                    column,
+                };
+                let Some(&m) = self.cells.get(&id) else {
+                    continue;
+                };
+                let slack =
+                    self.sys.value(m) - nils.iter().map(|&c| self.sys.value(c)).sum::<i64>();
+                if slack < 0 {
+                    continue;
+                }
+                let x = self.sys.cell(slack, Kind::Unpublished);
+                let mut eq: Vec<(usize, i64)> = nils.iter().map(|&c| (c, -1)).collect();
+                eq.push((m, 1));
+                eq.push((x, -1));
                 self.sys.equation(eq);
             }
         }

@@ -93,7 +93,9 @@ pub struct QueryArgs {
     pub scope: ScopeArgs,
     #[command(flatten)]
     pub output: OutArgs,
-    /// Apply disclosure control for publishing (small counts suppressed).
+    /// Apply disclosure control for publishing: counts 1–4 hidden, and questions by
+    /// territory, need or family characteristic protected together with every other
+    /// public table of the year (needs --year; see `culla disclosure`).
     #[arg(long, env = "CULLA_PUBLIC")]
     pub public: bool,
     /// With --public: the smallest count shown (counts 1 to this minus 1 are hidden).

@@ -158,6 +158,7 @@ enum SurveyCommand {
   culla survey compare --survey survey.csv --data data --year 2024
   culla survey compare --survey survey.csv --data data --year 2024 --format csv --out comparison.csv
   culla survey compare --survey survey.csv --data data --year 2024 --source melzo-1000giorni --format json
+  culla survey compare --survey survey.csv --data data --year 2024 --public --format csv
 
 A difference is marked significant (*) when its q-value is below 0.05. The survey CSV
 format is in docs/SURVEY.md (culla simulate-survey writes one).")]
@@ -181,6 +182,13 @@ struct CompareArgs {
     /// Output format: table, csv or json.
     #[arg(long, env = "CULLA_FORMAT", default_value = "table", value_parser = ["table", "csv", "json"])]
     format: String,
+    /// For publishing: withhold the categories whose family counts disclosure control
+    /// hides (protected with every other public table of the year).
+    #[arg(long, env = "CULLA_PUBLIC")]
+    public: bool,
+    /// With --public: the smallest count shown (at least 3).
+    #[arg(long, env = "CULLA_MIN_COUNT", default_value_t = 5)]
+    min_count: u32,
     /// Write to this file instead of standard output.
     #[arg(long, env = "CULLA_OUT")]
     out: Option<PathBuf>,
@@ -203,6 +211,36 @@ pub fn run_survey(a: SurveyArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let rows = culla_dashboards::survey::compare(&survey, &contacts);
+    if c.public {
+        let p = runtime()?.block_on(culla_dashboards::survey::publication(
+            &c.data,
+            c.year,
+            c.source.as_deref(),
+            c.min_count,
+            &rows,
+        ))?;
+        let contact_families = (!p.contact_n_hidden).then_some(contacts.families);
+        let text = match c.format.as_str() {
+            "csv" => culla_dashboards::survey::to_public_csv(&rows, &p),
+            "json" => {
+                let v = serde_json::json!({
+                    "year": c.year,
+                    "survey_families": survey.families,
+                    "contact_families": contact_families,
+                    "rows": culla_dashboards::survey::to_public_json(&rows, &p),
+                });
+                format!("{}\n", serde_json::to_string_pretty(&v)?)
+            }
+            _ => format!(
+                "survey: {} families; families in contact in {}: {}\n{}",
+                survey.families,
+                c.year,
+                contact_families.map_or("withheld".to_string(), |n| n.to_string()),
+                culla_dashboards::survey::to_public_text(&rows, &p)
+            ),
+        };
+        return write_text(&c.out, &text);
+    }
     let text = match c.format.as_str() {
         "csv" => culla_dashboards::survey::to_csv(&rows),
         "json" => {
@@ -222,7 +260,12 @@ pub fn run_survey(a: SurveyArgs) -> anyhow::Result<ExitCode> {
             culla_dashboards::survey::to_text(&rows)
         ),
     };
-    match &c.out {
+    write_text(&c.out, &text)
+}
+
+/// Writes `text` to `out`, or standard output.
+fn write_text(out: &Option<PathBuf>, text: &str) -> anyhow::Result<ExitCode> {
+    match out {
         Some(p) => {
             std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?
         }

@@ -1226,23 +1226,28 @@ impl Renderer<'_> {
         };
         let lang = self.lang;
         let contact_n = sv.rows.first().map(|r| r.contact_n).unwrap_or(0);
+        let contact_n = if sv.publication.contact_n_hidden {
+            culla_queries::disclosure::SECONDARY_SYMBOL.to_string()
+        } else {
+            self.count_u(contact_n)
+        };
         let intro = lang.f(
             "s7.intro",
             &[
                 &self.count_u(sv.families),
                 &self.d.year.to_string(),
-                &self.count_u(contact_n),
+                &contact_n,
             ],
         );
         self.chapter("s7", self.t("s7.heading"), &intro);
-        let min = u64::from(self.d.min_count);
-        // A row is published only when both counts are 0 or at least the threshold.
-        let ok = |r: &SurveyRow| {
-            (r.survey_yes == 0 || r.survey_yes >= min)
-                && (r.contact_yes == 0 || r.contact_yes >= min)
-                && (r.survey_n - r.survey_yes == 0 || r.survey_n - r.survey_yes >= min)
-                && (r.contact_n - r.contact_yes == 0 || r.contact_n - r.contact_yes >= min)
-        };
+        // A row is shown only when the year's release lets its counts be published.
+        let shown: Vec<(String, bool)> = sv
+            .rows
+            .iter()
+            .zip(&sv.publication.rows)
+            .map(|(r, ok)| (r.category.clone(), *ok))
+            .collect();
+        let ok = |r: &SurveyRow| shown.iter().any(|(c, ok)| *c == r.category && *ok);
         let labels: Vec<String> = sv
             .rows
             .iter()

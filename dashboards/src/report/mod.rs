@@ -38,6 +38,8 @@ pub struct SurveySection {
     pub families: u64,
     /// The comparison rows.
     pub rows: Vec<survey::Row>,
+    /// What of them the report may show (protected with the year's release).
+    pub publication: survey::Publication,
 }
 
 /// Everything the report shows, already disclosure-controlled.
@@ -112,9 +114,19 @@ pub async fn gather(opts: &ReportOptions) -> Result<ReportData> {
         Some(path) => {
             let s = survey::read_survey(path)?;
             let c = survey::contact_shares(&opts.data, opts.year, opts.source.as_deref()).await?;
+            let rows = survey::compare(&s, &c);
+            let publication = survey::publication(
+                &opts.data,
+                opts.year,
+                opts.source.as_deref(),
+                req.min_count,
+                &rows,
+            )
+            .await?;
             Some(SurveySection {
                 families: s.families,
-                rows: survey::compare(&s, &c),
+                rows,
+                publication,
             })
         }
         None => None,
