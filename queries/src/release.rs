@@ -122,7 +122,7 @@ impl Release {
                 question: info.name,
                 source: source.map(str::to_string),
                 row: keys[r].clone(),
-                column: *info.counts.iter().find(|c| **c == column)?,
+                column: info.counts.iter().find(|c| **c == column)?,
             };
             match self.cells.get(&id) {
                 Some(state) => *state,
@@ -374,13 +374,20 @@ fn strings(batches: &[RecordBatch], i: usize) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// An unpublished total: (source, measure, the keys held fixed and their values).
+type TotalKey = (Option<String>, &'static str, Vec<(String, String)>);
+
+/// All lines' cell and each line's cells of one (question, row, column).
+type AcrossSources<'a> =
+    BTreeMap<(&'static str, &'a Vec<String>, &'static str), (Option<usize>, Vec<usize>)>;
+
 #[derive(Default)]
 struct Builder {
     sys: System,
     /// Published cells.
     cells: BTreeMap<CellId, usize>,
     /// Unpublished totals: (source, measure, fixed keys) → cell.
-    totals: HashMap<(Option<String>, &'static str, Vec<(String, String)>), usize>,
+    totals: HashMap<TotalKey, usize>,
 }
 
 impl Builder {
@@ -616,7 +623,7 @@ impl Builder {
                             question: q,
                             source: a.source.clone(),
                             row,
-                            column: *column,
+                            column,
                         };
                         if let Some(&cell) = self.cells.get(&id) {
                             let mut eq: Vec<(usize, i64)> = xs.iter().map(|&x| (x, -1)).collect();
@@ -632,10 +639,7 @@ impl Builder {
 
     /// All sources = the sum of each source, cell by cell (a row a source lacks is 0).
     fn across_sources(&mut self) {
-        let mut by: BTreeMap<
-            (&'static str, &Vec<String>, &'static str),
-            (Option<usize>, Vec<usize>),
-        > = BTreeMap::new();
+        let mut by: AcrossSources = BTreeMap::new();
         for (id, &cell) in &self.cells {
             let e = by.entry((id.question, &id.row, id.column)).or_default();
             match id.source {
