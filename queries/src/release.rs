@@ -391,6 +391,23 @@ struct Builder {
 }
 
 impl Builder {
+    /// The published cell `column` of `row` of `question` for `source`, if any.
+    fn published(
+        &self,
+        question: &'static str,
+        source: &Option<String>,
+        row: Vec<String>,
+        column: &'static str,
+    ) -> Option<usize> {
+        let id = CellId {
+            question,
+            source: source.clone(),
+            row,
+            column,
+        };
+        self.cells.get(&id).copied()
+    }
+
     /// The unpublished total `key` worth `value`: shared when another table reached the
     /// same total with the same value, else a cell of its own.
     fn total(
@@ -422,15 +439,12 @@ impl Builder {
         }
         // The same count reached as a flag and as a need category.
         for &(flag, category) in FLAG_CATEGORIES {
-            let cell = |question, row: &str| CellId {
-                question,
-                source: a.source.clone(),
-                row: vec![row.to_string()],
-                column: "families",
+            let cell = |question, row: &str| {
+                self.published(question, &a.source, vec![row.to_string()], "families")
             };
-            if let (Some(&x), Some(&y)) = (
-                self.cells.get(&cell("isolation_risk_flags", flag)),
-                self.cells.get(&cell(SURVEY_FAMILIES.name, category)),
+            if let (Some(x), Some(y)) = (
+                cell("isolation_risk_flags", flag),
+                cell(SURVEY_FAMILIES.name, category),
             ) {
                 self.sys.equation(vec![(x, 1), (y, -1)]);
             }
@@ -548,13 +562,7 @@ impl Builder {
                 if mun[r].is_empty() {
                     continue;
                 }
-                let id = CellId {
-                    question: nil_q,
-                    source: a.source.clone(),
-                    row: key.clone(),
-                    column,
-                };
-                if let Some(&cell) = self.cells.get(&id) {
+                if let Some(cell) = self.published(nil_q, &a.source, key.clone(), column) {
                     of_mun
                         .entry(vec![key[0].clone(), mun[r].clone()])
                         .or_default()
@@ -562,13 +570,7 @@ impl Builder {
                 }
             }
             for (row, nils) in of_mun {
-                let id = CellId {
-                    question: mun_q,
-                    source: a.source.clone(),
-                    row,
-                    column,
-                };
-                let Some(&m) = self.cells.get(&id) else {
+                let Some(m) = self.published(mun_q, &a.source, row, column) else {
                     continue;
                 };
                 let slack =
@@ -619,13 +621,7 @@ impl Builder {
                 }
                 for (q, groups) in [(nil_q, of_nil), (mun_q, of_mun)] {
                     for (row, xs) in groups {
-                        let id = CellId {
-                            question: q,
-                            source: a.source.clone(),
-                            row,
-                            column,
-                        };
-                        if let Some(&cell) = self.cells.get(&id) {
+                        if let Some(cell) = self.published(q, &a.source, row, column) {
                             let mut eq: Vec<(usize, i64)> = xs.iter().map(|&x| (x, -1)).collect();
                             eq.push((cell, 1));
                             self.sys.equation(eq);

@@ -326,7 +326,12 @@ fn write_file(
 ) -> std::result::Result<(), String> {
     let dir = path.parent().ok_or("no parent directory")?;
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let tmp = dir.join(format!(".tmp-{}-{name}", std::process::id()));
+    // Unique per write, not only per process: two openings of one process can persist
+    // the same view at once, and a shared temporary name let the later writer's bytes
+    // land in the file the earlier one had renamed into place (a corrupt footer).
+    static WRITE_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = WRITE_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".tmp-{}-{seq}-{name}", std::process::id()));
     let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
     let props = culla_schemas::layout::parquet_writer_properties()
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
