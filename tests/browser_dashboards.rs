@@ -281,6 +281,8 @@ fn dashboard_in_chromium_is_local_named_only_and_live() {
         .0,
         400
     );
+    // Protected tables are released per calendar year: without one, refused.
+    assert_eq!(http_get(&addr, "/api/query/unmet_needs_by_nil").0, 400);
     let before = total(
         &api(&addr, "/api/query/contacts_by_month?year=2024"),
         "contacts",

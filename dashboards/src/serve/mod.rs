@@ -354,6 +354,12 @@ impl Server {
             Ok(f) => f,
             Err(e) => return Reply::error(400, &e),
         };
+        if info.protected && filters.year.is_none() {
+            return Reply::error(
+                400,
+                "give a year: public tables by territory, need or family characteristic are released per calendar year",
+            );
+        }
         let seq = manifest_seq(&self.opts.data);
         if seq != self.cache_seq {
             self.cache.clear();

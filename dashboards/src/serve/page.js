@@ -350,9 +350,11 @@
     document.body.setAttribute("data-loaded", String(lastSeq));
     sel("status").textContent = t("dash.updated") + ": " + new Date().toLocaleTimeString(LANG === "it" ? "it-IT" : "en-GB") + " · " + t(LIVE ? "dash.live" : "dash.static");
   }
-  function fillSelect(id, values, current, labelOf) {
+  // withAll: an "all" option first. Years have none: public tables by territory, need
+  // or family characteristic are released per calendar year.
+  function fillSelect(id, values, current, labelOf, withAll = true) {
     const s = sel(id), keep = current !== undefined ? current : s.value;
-    s.innerHTML = '<option value="">' + esc(t("dash.all")) + "</option>" +
+    s.innerHTML = (withAll ? '<option value="">' + esc(t("dash.all")) + "</option>" : "") +
       values.map((v) => '<option value="' + esc(v) + '">' + esc(labelOf ? labelOf(v) : v) + "</option>").join("");
     s.value = values.map(String).indexOf(String(keep)) >= 0 ? keep : "";
   }
@@ -362,7 +364,8 @@
       const first = lastSeq < 0;
       if (first || st.seq !== lastSeq) {
         const y = sel("f-year").value;
-        fillSelect("f-year", st.years, first ? (st.years.length ? st.years[st.years.length - 1] : "") : y);
+        const newest = st.years.length ? st.years[st.years.length - 1] : "";
+        fillSelect("f-year", st.years, first || st.years.map(String).indexOf(String(y)) < 0 ? newest : y, undefined, false);
         fillSelect("f-source", st.sources);
       }
       if (first) fillSelect("f-municipio", [1, 2, 3, 4, 5, 6, 7, 8, 9], "", (m) => "Municipio " + m);
