@@ -435,7 +435,8 @@ async fn no_linked_pair_of_a_release_recovers_a_hidden_count() {
                 // a `c` cell within 1–4, or a `<5` cell at exactly 1.
                 if s < 0 {
                     assert!(
-                        if partner { known > 4 } else { known > 1 },
+                        // A `c` is at least 5: at most 5 pins it; a `<5` at most 1.
+                        if partner { known > 5 } else { known > 1 },
                         "{}: {k:?} is at most {known}",
                         r.what
                     );

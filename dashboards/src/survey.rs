@@ -574,3 +574,17 @@ pub fn to_public_text(rows: &[Row], p: &Publication) -> String {
     }
     o
 }
+
+/// Recomputes the Benjamini–Hochberg q-values (and `significant`) over the published
+/// rows only: adjusted over every category, a shown row's q can carry a withheld row's
+/// p-value, and with it that row's counts.
+pub fn adjust_for_publication(rows: &mut [Row], p: &Publication) {
+    let shown: Vec<usize> = (0..rows.len())
+        .filter(|&i| p.rows.get(i).copied().unwrap_or(false))
+        .collect();
+    let q = benjamini_hochberg(&shown.iter().map(|&i| rows[i].p_value).collect::<Vec<_>>());
+    for (i, q) in shown.into_iter().zip(q) {
+        rows[i].q_value = q;
+        rows[i].significant = q < 0.05;
+    }
+}

@@ -39,6 +39,9 @@ pub struct System {
     values: Vec<i64>,
     kinds: Vec<Kind>,
     equations: Vec<Vec<(usize, i64)>>,
+    /// Equations that only bound (a part at most its whole, through a slack cell):
+    /// their cells are the last partners tried, since they rarely pin a count.
+    bounds_only: Vec<bool>,
     /// Equations each cell appears in.
     of_cell: Vec<Vec<usize>>,
 }
@@ -123,7 +126,7 @@ impl System {
                 .iter()
                 .map(|&(c, k)| (index[&c], k))
                 .collect();
-            sub.equation(terms);
+            sub.add(terms, self.bounds_only[e]);
         }
         (sub, cells.to_vec())
     }
@@ -133,6 +136,16 @@ impl System {
     /// counted once in all sources but in two lines, say) is a relation the data do not
     /// have, so it is not one an attacker can use either.
     pub fn equation(&mut self, terms: Vec<(usize, i64)>) -> bool {
+        self.add(terms, false)
+    }
+
+    /// [`System::equation`] for a relation that only bounds its cells (it holds an
+    /// unpublished slack): its cells are tried as partners after the others.
+    pub fn bound(&mut self, terms: Vec<(usize, i64)>) -> bool {
+        self.add(terms, true)
+    }
+
+    fn add(&mut self, terms: Vec<(usize, i64)>, bounds_only: bool) -> bool {
         let terms: Vec<(usize, i64)> = terms.into_iter().filter(|t| t.1 != 0).collect();
         if terms.len() < 2 {
             return false;
@@ -146,6 +159,7 @@ impl System {
             self.of_cell[c].push(e);
         }
         self.equations.push(terms);
+        self.bounds_only.push(bounds_only);
         true
     }
 }
@@ -250,14 +264,14 @@ fn protect_connected(sys: &System, min: i64) -> Protection {
 const MAX_TRIALS: usize = 12;
 
 /// Visible non-zero published cells that share an equation with `cell`, directly or
-/// through unpublished cells. Nearest first, then those of equations with the fewest
-/// unknowns (the ones that pin the cell down), then the smallest.
+/// through unpublished cells. Nearest first, then those of equations (not bounds) with
+/// the fewest unknowns (the ones that pin the cell down), then the smallest.
 fn candidates(sys: &System, cell: usize, hidden: &[bool]) -> Vec<usize> {
     let unknown = |c: usize| hidden[c] || sys.kinds[c] == Kind::Unpublished;
     let mut seen = vec![false; sys.len()];
     seen[cell] = true;
     let mut level = vec![cell];
-    let mut found: Vec<((usize, usize, i64), usize)> = Vec::new();
+    let mut found: Vec<((usize, bool, usize, i64), usize)> = Vec::new();
     for depth in 0..4 {
         let mut next = Vec::new();
         for &c in &level {
@@ -275,7 +289,7 @@ fn candidates(sys: &System, cell: usize, hidden: &[bool]) -> Vec<usize> {
                         }
                         Kind::Shown if !hidden[m] && sys.values[m] > 0 => {
                             seen[m] = true;
-                            found.push(((depth, unknowns, sys.values[m]), m));
+                            found.push(((depth, sys.bounds_only[e], unknowns, sys.values[m]), m));
                         }
                         Kind::Shown | Kind::Fixed => {}
                     }

@@ -125,10 +125,11 @@ impl Release {
                 column: info.counts.iter().find(|c| **c == column)?,
             };
             match self.cells.get(&id) {
-                Some(state) => *state,
-                // A cell the release does not know (no such source in the year): hidden
-                // when small, so nothing unprotected slips through.
-                None => values
+                Some(Some(partner)) => Some(*partner),
+                // Shown by the release, or a cell it does not know (no such source in the
+                // year, or data committed since it was built): hidden when small, so
+                // nothing unprotected slips through.
+                _ => values
                     .get(id.column)
                     .and_then(|v| v[r])
                     .filter(|v| *v > 0 && *v < i64::from(min_count))
@@ -242,6 +243,15 @@ const SURVEY_SQL: &str = "WITH f AS (SELECT DISTINCT family FROM families), \
 const FLAG_CATEGORIES: &[(&str, &str)] = &[
     ("psychological_need", "psychological"),
     ("economic_need", "economic"),
+];
+
+/// Counts of a row that are at most another of the row: (question, part, whole).
+const AT_MOST: &[(&str, &str, &str)] = &[
+    ("isolation_risk_by_nil", "high_risk", "families"),
+    ("isolation_risk_by_municipio", "high_risk", "families"),
+    ("unmet_needs_by_nil", "unmet", "needs"),
+    ("unmet_needs_by_municipio", "unmet", "needs"),
+    ("isolation_risk_flags", "families", "of_families"),
 ];
 
 /// The protected questions, in registry order.
@@ -391,6 +401,15 @@ struct Builder {
 }
 
 impl Builder {
+    /// `part ≤ whole`, as `whole − part − slack = 0` with an unpublished slack ≥ 0.
+    fn at_most(&mut self, part: usize, whole: usize) {
+        let slack = self.sys.value(whole) - self.sys.value(part);
+        if slack >= 0 {
+            let x = self.sys.cell(slack, Kind::Unpublished);
+            self.sys.bound(vec![(whole, 1), (part, -1), (x, -1)]);
+        }
+    }
+
     /// The published cell `column` of `row` of `question` for `source`, if any.
     fn published(
         &self,
@@ -530,6 +549,32 @@ impl Builder {
                 }
             }
         }
+        // A part is at most its whole, in a row: whole − part = slack ≥ 0.
+        for &(q, part, whole) in AT_MOST {
+            if q != info.name {
+                continue;
+            }
+            for rc in &row_cells {
+                if let (Some(&p), Some(&w)) = (rc.get(part), rc.get(whole)) {
+                    self.at_most(p, w);
+                }
+            }
+        }
+        if info.name == SURVEY_FAMILIES.name {
+            let all = keys
+                .iter()
+                .position(|k| k.first().map(String::as_str) == Some(SURVEY_ALL))
+                .and_then(|r| row_cells[r].get("families").copied());
+            if let Some(w) = all {
+                for rc in &row_cells {
+                    if let Some(&p) = rc.get("families")
+                        && p != w
+                    {
+                        self.at_most(p, w);
+                    }
+                }
+            }
+        }
         for (parts, total) in info.row_parts {
             for rc in &row_cells {
                 let Some(&t) = rc.get(total) else { continue };
@@ -582,7 +627,7 @@ impl Builder {
                 let mut eq: Vec<(usize, i64)> = nils.iter().map(|&c| (c, -1)).collect();
                 eq.push((m, 1));
                 eq.push((x, -1));
-                self.sys.equation(eq);
+                self.sys.bound(eq);
             }
         }
         Ok(())

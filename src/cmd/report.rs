@@ -210,7 +210,7 @@ pub fn run_survey(a: SurveyArgs) -> anyhow::Result<ExitCode> {
             c.year
         );
     }
-    let rows = culla_dashboards::survey::compare(&survey, &contacts);
+    let mut rows = culla_dashboards::survey::compare(&survey, &contacts);
     if c.public {
         let p = runtime()?.block_on(culla_dashboards::survey::publication(
             &c.data,
@@ -219,6 +219,7 @@ pub fn run_survey(a: SurveyArgs) -> anyhow::Result<ExitCode> {
             c.min_count,
             &rows,
         ))?;
+        culla_dashboards::survey::adjust_for_publication(&mut rows, &p);
         let contact_families = (!p.contact_n_hidden).then_some(contacts.families);
         let text = match c.format.as_str() {
             "csv" => culla_dashboards::survey::to_public_csv(&rows, &p),

@@ -114,7 +114,7 @@ pub async fn gather(opts: &ReportOptions) -> Result<ReportData> {
         Some(path) => {
             let s = survey::read_survey(path)?;
             let c = survey::contact_shares(&opts.data, opts.year, opts.source.as_deref()).await?;
-            let rows = survey::compare(&s, &c);
+            let mut rows = survey::compare(&s, &c);
             let publication = survey::publication(
                 &opts.data,
                 opts.year,
@@ -123,6 +123,7 @@ pub async fn gather(opts: &ReportOptions) -> Result<ReportData> {
                 &rows,
             )
             .await?;
+            survey::adjust_for_publication(&mut rows, &publication);
             Some(SurveySection {
                 families: s.families,
                 rows,
