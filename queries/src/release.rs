@@ -318,9 +318,6 @@ pub async fn build(params: &Params) -> Result<Release> {
         SOURCES_SQL,
     ];
     let (tables, mut more) = run_many_and_sql(&names, &base, &extra).await?;
-    // Each opening may leave read caches being written; the next must not read them
-    // half-written.
-    culla_transform::cache::wait_for_writes();
     let sources = strings(&more.pop().unwrap_or_default(), 0)?;
     let mut scopes = vec![answers(None, &infos, tables, more)];
     for s in &sources {
@@ -329,7 +326,6 @@ pub async fn build(params: &Params) -> Result<Release> {
             ..base.clone()
         };
         let (tables, more) = run_many_and_sql(&names, &p, &extra[..3]).await?;
-        culla_transform::cache::wait_for_writes();
         scopes.push(answers(Some(s.clone()), &infos, tables, more));
     }
     let mut b = Builder::default();
@@ -368,16 +364,12 @@ fn answers(
     }
 }
 
-/// Column `i` of every batch as text (nulls left out).
+/// The distinct texts of column `i` of every batch (nulls left out).
 fn strings(batches: &[RecordBatch], i: usize) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for b in batches {
-        let col = cast(b.column(i), &DataType::Utf8)?;
-        let col = col
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("cast to Utf8 gives strings");
-        out.extend(col.iter().flatten().map(str::to_string));
+        let col = strings_of(b, i)?;
+        out.extend(col.into_iter().filter(|v| !v.is_empty()));
     }
     out.sort();
     out.dedup();
@@ -429,11 +421,7 @@ impl Builder {
 
     /// The unpublished total `key` worth `value`: shared when another table reached the
     /// same total with the same value, else a cell of its own.
-    fn total(
-        &mut self,
-        key: (Option<String>, &'static str, Vec<(String, String)>),
-        value: i64,
-    ) -> usize {
+    fn total(&mut self, key: TotalKey, value: i64) -> usize {
         match self.totals.get(&key) {
             Some(&t) if self.sys.value(t) == value => t,
             Some(_) => self.sys.cell(value, Kind::Unpublished),
