@@ -3,7 +3,7 @@
 //! What it stored is checked against its own NDJSON input, read independently with the
 //! contract's parser: every distinct valid event once, every malformed line a dead letter.
 
-use culla_schemas::layout::{DataDir, Snapshot, TABLE_EVENTS};
+use culla_table::{DataDir, Snapshot, TABLE_EVENTS};
 use std::collections::HashSet;
 use std::process::Command;
 

@@ -5,8 +5,8 @@
 //! (`culla_transform::open_uncached`), to 1e-9 on rates.
 
 use culla_queries::{Params, registry, render_query};
-use culla_schemas::layout::{DataDir, Snapshot};
 use culla_simulate::{SimConfig, simulate};
+use culla_table::{DataDir, Snapshot};
 use culla_transform::{ProjectionOptions, Scope};
 use datafusion::arrow::array::{Array, Float64Array};
 use datafusion::arrow::record_batch::RecordBatch;

@@ -4,7 +4,7 @@
 //! with the log, again after more events arrive; questions then — with or without
 //! `--source` — fold nothing. `culla warm` does the same on demand.
 
-use culla_schemas::layout::{DataDir, Snapshot};
+use culla_table::{DataDir, Snapshot};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,7 +47,7 @@ fn produce(data: &Path, source: &str, seed: u64, contacts: u32) {
         .arg(&file));
 }
 
-/// The complete base-projection directories of manifest sequence `seq`.
+/// The complete base-projection directories of table version `seq`.
 fn complete_bases(data: &Path, seq: u64) -> Vec<PathBuf> {
     let dir = culla_transform::eventcache::cache_dir(data);
     let prefix = format!("projections-{seq:020}-base-");

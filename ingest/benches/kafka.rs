@@ -16,7 +16,7 @@
 //!    (`VmHWM`) measures ingest alone;
 //! 3. the raw consumer again (the broker is shared and noisy: the limit is bracketed).
 //!
-//! Afterwards the manifest's live `events` rows must equal the distinct valid events
+//! Afterwards the events table's live rows must equal the distinct valid events
 //! (worked out from the input with `parse_event`, not from culla's output). Prints a
 //! Markdown table. Figures are recorded in docs/bench-ingest-kafka.md.
 //!
@@ -30,7 +30,7 @@ use culla_ingest::EventSink;
 use culla_ingest::kafka::{KafkaSink, KafkaSource, KafkaSourceConfig, ensure_topics};
 use culla_ingest::pipeline;
 use culla_ingest::produce::route;
-use culla_schemas::layout::{DataDir, Snapshot, TABLE_EVENTS};
+use culla_table::{DataDir, Snapshot, TABLE_EVENTS};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::path::PathBuf;
@@ -197,7 +197,7 @@ fn main() {
     let (n2, raw2) = raw_count(&brokers, &prefix, total);
     println!("raw consumer again: {n2} messages in {raw2:.2} s");
 
-    let snap = Snapshot::load(&DataDir::new(tmp.path())).expect("read the manifest");
+    let snap = Snapshot::load(&DataDir::new(tmp.path())).expect("read the tables");
     let written: u64 = snap.live_files(TABLE_EVENTS).map(|f| f.rows).sum();
     assert_eq!(messages as u64, total, "ingest read every message once");
     assert_eq!(

@@ -7,7 +7,7 @@
 //! appends them to a fresh local log (timed: produce rate), then ingests them with
 //! `--until-idle` in a child process of this same binary, so the child's peak RSS
 //! (`VmHWM` of /proc/self/status) measures ingest alone. After the child exits, the
-//! manifest's live `events` files must hold exactly the distinct valid events. With
+//! events table's live files must hold exactly the distinct valid events. With
 //! `CULLA_PYTHON` pointing at a Python that has `duckdb`, the same NDJSON is also
 //! converted by DuckDB (`COPY … TO parquet (zstd)`, 2 threads) for a ratio measured in
 //! the same run. Prints a Markdown table.
@@ -23,7 +23,7 @@ use culla_ingest::locallog::LocalLogSink;
 use culla_ingest::locallog::LocalLogSource;
 use culla_ingest::pipeline;
 use culla_ingest::produce::route;
-use culla_schemas::layout::{DataDir, Snapshot, TABLE_EVENTS};
+use culla_table::{DataDir, Snapshot, TABLE_EVENTS};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -81,8 +81,8 @@ fn main() {
     let (messages, secs, rss, files) = (r.messages, r.secs, r.rss, r.files);
     let ingest_rate = messages / secs;
 
-    // What was stored, read from the manifest (not from the child's own report).
-    let snap = Snapshot::load(&dir).expect("read the manifest");
+    // What was stored, read from the table (not from the child's own report).
+    let snap = Snapshot::load(&dir).expect("read the tables");
     let written: u64 = snap.live_files(TABLE_EVENTS).map(|f| f.rows).sum();
     assert_eq!(messages as usize, want, "the child read every message");
     assert_eq!(

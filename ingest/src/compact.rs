@@ -3,20 +3,22 @@
 //! Ingest writes one file per (`source`, `event_date`) at every flush, so a day that
 //! trickles in over hours becomes many small files. Compaction merges the small files
 //! of each partition directory (per table) into files of about `--target-mb`, streaming
-//! row groups (never a whole partition in memory). Each merge is one manifest commit
-//! (operation `compact`) that adds the merged file and removes the inputs; rows keep
-//! their lineage columns (`topic`, `partition`, `offset`). It is safe while ingest runs
-//! (commits are create-new: on a lost race it reloads the manifest and retries, and
-//! gives up a merge whose inputs another process changed) and after a crash at any
-//! step (recovery finishes or discards it). The exclusive read lock is held only from
-//! the commit to the moment the merged file is in place and the inputs are deleted, so
-//! a reader never sees a half-swapped partition.
+//! row groups (never a whole partition in memory). Each merge is one Delta commit
+//! (operation `compact`, Delta's `OPTIMIZE`: `dataChange` false) that adds the merged
+//! file and removes the inputs; rows keep their lineage columns (`topic`, `partition`,
+//! `offset`). It is safe while ingest runs (on a lost race it reads the new commits and
+//! retries, and gives up a merge whose inputs another process changed) and after a
+//! crash at any step (recovery deletes an uncommitted merged file). The replaced files
+//! are deleted right after the commit, under the exclusive read lock, so culla's
+//! readers never lose a file mid-query and a plain Parquet glob of the table folder
+//! reads every row once.
 
 use crate::error::io_err;
 use crate::files::{self, Staging};
 use crate::recovery;
 use crate::{Error, Result};
-use culla_schemas::layout::{self, Commit, DataDir, FileEntry, Snapshot};
+use culla_schemas::layout::DataDir;
+use culla_table::{Commit, Committed, FileEntry, Snapshot};
 use datafusion::parquet::arrow::ArrowWriter;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -120,8 +122,8 @@ fn plan(snap: &Snapshot, opts: &CompactOptions) -> Vec<Vec<FileEntry>> {
 
 /// Streams the inputs into one staged file.
 fn merge(dir: &DataDir, staging: &Staging, inputs: &[FileEntry]) -> Result<FileEntry> {
-    let name = staging.new_name();
-    let path = staging.path(&name);
+    let parent = inputs[0].path.rsplit_once('/').map_or("", |(p, _)| p);
+    let (rel, path) = staging.new_file(parent)?;
     let mut writer: Option<ArrowWriter<std::fs::File>> = None;
     let mut rows = 0u64;
     for f in inputs {
@@ -172,15 +174,13 @@ fn merge(dir: &DataDir, staging: &Staging, inputs: &[FileEntry]) -> Result<FileE
     if rows != expect {
         let _ = std::fs::remove_file(&path);
         return Err(Error::BadInput(format!(
-            "the manifest says {expect} rows but the files hold {rows}; not compacting {}",
+            "the table log says {expect} rows but the files hold {rows}; not compacting {}",
             inputs[0].path.rsplit_once('/').map_or("", |(p, _)| p)
         )));
     }
-    let parent = inputs[0].path.rsplit_once('/').map_or("", |(p, _)| p);
     Ok(FileEntry {
         table: inputs[0].table.clone(),
-        path: format!("{parent}/{}", files::part_name()),
-        staged: name,
+        path: rel,
         rows,
         bytes,
     })
@@ -194,30 +194,18 @@ pub fn compact(dir: &DataDir, opts: &CompactOptions) -> Result<CompactSummary> {
     let mut sum = CompactSummary::default();
     for inputs in plan(&snap, opts) {
         let merged = merge(dir, &staging, &inputs)?;
-        staging.sync()?;
+        staging.sync(&[merged.path.as_str()])?;
         let remove: Vec<String> = inputs.iter().map(|f| f.path.clone()).collect();
         let committed = loop {
-            files::catch_up(dir, &mut snap)?;
+            culla_table::catch_up(dir, &mut snap)?;
             if remove.iter().any(|p| !snap.files.contains_key(p)) {
                 break None;
             }
-            let mut stats = BTreeMap::new();
-            stats.insert("rows".to_string(), merged.rows);
-            let c = Commit {
-                seq: snap.seq + 1,
-                committed_at: files::now_rfc3339(),
-                operation: "compact".into(),
-                writer: tag.clone(),
-                add: vec![merged.clone()],
-                remove: remove.clone(),
-                offsets: Vec::new(),
-                stats,
-            };
-            let lock = layout::read_lock_exclusive(dir)?;
-            if layout::try_commit(dir, &c)? {
-                snap.apply(&c);
-                files::publish(dir, &c.add)?;
-                drop(lock);
+            let mut c = Commit::new("compact", &tag);
+            c.add = vec![merged.clone()];
+            c.remove = remove.clone();
+            c.stats.insert("rows".to_string(), merged.rows);
+            if culla_table::try_commit(dir, &mut snap, &c)? == Committed::Done {
                 break Some(c);
             }
         };
@@ -231,7 +219,7 @@ pub fn compact(dir: &DataDir, opts: &CompactOptions) -> Result<CompactSummary> {
                 sum.bytes_out += merged.bytes;
             }
             None => {
-                let _ = std::fs::remove_file(staging.path(&merged.staged));
+                let _ = std::fs::remove_file(staging.path(&merged.path));
                 sum.skipped += 1;
             }
         }

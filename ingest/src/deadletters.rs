@@ -17,8 +17,9 @@ use crate::ids::id128;
 use crate::pipeline::Writer;
 use chrono::{DateTime, Utc};
 use culla_schemas::arrow::{DeadLetter, Lineage};
-use culla_schemas::layout::{self, Commit, DataDir, FileEntry, TABLE_DEAD_LETTERS};
+use culla_schemas::layout::{self, DataDir, TABLE_DEAD_LETTERS};
 use culla_schemas::parse_event;
+use culla_table::{Commit, Committed, FileEntry, Snapshot};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
 use std::collections::BTreeMap;
@@ -78,7 +79,7 @@ pub fn from_batch(b: &RecordBatch) -> Result<Vec<DeadLetter>> {
 }
 
 /// Every live dead letter of `dir`, file by file.
-fn read_all(dir: &DataDir, snap: &layout::Snapshot) -> Result<Vec<(FileEntry, Vec<DeadLetter>)>> {
+fn read_all(dir: &DataDir, snap: &Snapshot) -> Result<Vec<(FileEntry, Vec<DeadLetter>)>> {
     let mut out = Vec::new();
     for f in snap.live_files(TABLE_DEAD_LETTERS) {
         let mut rows = Vec::new();
@@ -92,7 +93,7 @@ fn read_all(dir: &DataDir, snap: &layout::Snapshot) -> Result<Vec<(FileEntry, Ve
 
 /// Dead letters by reason code.
 pub fn counts(dir: &DataDir) -> Result<BTreeMap<String, u64>> {
-    let snap = layout::Snapshot::load(dir)?;
+    let snap = Snapshot::load(dir)?;
     let _lock = layout::read_lock_shared(dir)?;
     let mut out = BTreeMap::new();
     for f in snap.live_files(TABLE_DEAD_LETTERS) {
@@ -108,7 +109,7 @@ pub fn counts(dir: &DataDir) -> Result<BTreeMap<String, u64>> {
 
 /// Dead letters of one reason (or all), ordered by topic, partition, offset.
 pub fn list(dir: &DataDir, reason: Option<&str>) -> Result<Vec<DeadLetterRow>> {
-    let snap = layout::Snapshot::load(dir)?;
+    let snap = Snapshot::load(dir)?;
     let _lock = layout::read_lock_shared(dir)?;
     let mut out: Vec<DeadLetterRow> = read_all(dir, &snap)?
         .into_iter()
@@ -226,34 +227,32 @@ pub fn replay_at(dir: &DataDir, reason: Option<&str>, now: DateTime<Utc>) -> Res
         }
         add.extend(w.stage_events()?);
         for (parent, rows) in &rewritten {
-            let day = chrono::NaiveDate::default();
-            let mut entry = crate::pipeline::stage_dead_letters(w.staging(), day, rows)?;
-            entry.path = format!("{parent}/{}", files::part_name());
-            add.push(entry);
+            add.push(crate::pipeline::stage_dead_letters(
+                w.staging(),
+                parent,
+                rows,
+            )?);
         }
         let mut stats = BTreeMap::new();
         stats.insert("events".to_string(), sum.replayed);
         stats.insert("duplicates".to_string(), sum.duplicates);
-        let c = Commit {
-            seq: w.snapshot().seq + 1,
-            committed_at: files::now_rfc3339(),
-            operation: "replay".into(),
-            writer: w.tag().to_string(),
-            add: add.clone(),
-            remove: remove.clone(),
-            offsets: Vec::new(),
-            stats,
-        };
-        if layout::try_commit(dir, &c)? {
-            files::publish(dir, &c.add)?;
+        let mut c = Commit::new("replay", w.tag());
+        c.add = add.clone();
+        c.remove = remove.clone();
+        c.stats = stats;
+        let mut snap = w.snapshot().clone();
+        if culla_table::try_commit(dir, &mut snap, &c)? == Committed::Done {
             files::delete_removed(dir, &c.remove)?;
             w.clear();
-            tracing::info!(seq = c.seq, "replay committed");
+            tracing::info!(seq = snap.seq, "replay committed");
             return Ok(sum);
         }
-        // Another writer took the number: start over from the new state.
+        // Another writer committed first: start over from the new state (a part that
+        // landed, the replayed events, is found stored then).
         for f in &add {
-            let _ = std::fs::remove_file(w.staging().path(&f.staged));
+            if !snap.files.contains_key(&f.path) {
+                let _ = std::fs::remove_file(dir.resolve(&f.path));
+            }
         }
         for id in inserted {
             w.forget_id(&id);

@@ -29,9 +29,12 @@ pub enum Error {
         /// The Parquet error.
         source: datafusion::parquet::errors::ParquetError,
     },
-    /// The manifest of the data directory could not be read or written.
+    /// A file of the data directory could not be read or written.
     #[error(transparent)]
-    Manifest(#[from] culla_schemas::layout::LayoutError),
+    Layout(#[from] culla_schemas::layout::LayoutError),
+    /// A table of the data directory (its Delta log) could not be read or written.
+    #[error(transparent)]
+    Table(#[from] culla_table::TableError),
     /// The Kafka client failed (B2's `kafka` module uses this).
     #[error("Kafka {context}: {message}")]
     Kafka {

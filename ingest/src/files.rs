@@ -1,10 +1,11 @@
-//! Parquet files of the data directory: how they are written, staged, committed and read.
+//! Parquet files of the data directory: how they are written and read.
 //!
-//! Every file is written into `_culla/staging/` under a name that starts with its
-//! writer's id, fsynced, listed in a manifest commit, and only then renamed to its final
-//! place. A writer holds an exclusive lock on `_culla/staging/<writer id>.lock` while it
-//! lives, so recovery can tell a dead writer's orphans (deleted) from a live writer's
-//! files in progress (left alone). The Parquet settings are chosen for the tools
+//! Every file is written straight into its table folder under a name that carries its
+//! writer's id (`part-<writer>-<uuid>.parquet`), fsynced with its folder, and only then
+//! committed to the table's Delta log (`culla-table`): Delta readers see a file once the
+//! commit names it. A writer holds an exclusive lock on `_culla/writers/<writer id>.lock`
+//! while it lives, so recovery can tell a dead writer's uncommitted files (deleted) from
+//! a live writer's files in progress (left alone). The Parquet settings are chosen for the tools
 //! analysts use (DuckDB, pandas, Power BI): plain zstd (level 1, on the bulky columns;
 //! in a small freshly ingested file only on those with enough data to pay for it),
 //! ~128k-row row groups, statistics on, Parquet 1.0 encodings, `at` as INT64
@@ -14,7 +15,7 @@
 
 use crate::error::io_err;
 use crate::{Error, Result};
-use culla_schemas::layout::{self, Commit, DataDir, FileEntry, Snapshot};
+use culla_schemas::layout::{self, DataDir};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::parquet::arrow::ArrowWriter;
@@ -301,58 +302,65 @@ pub fn read_parquet(path: &Path, columns: Option<&[&str]>) -> Result<Vec<RecordB
     Ok(out)
 }
 
-/// This process's right to write into `_culla/staging/`.
+/// This process's right to write uncommitted files into the tables' folders.
 pub struct Staging {
-    dir: PathBuf,
+    root: PathBuf,
     writer_id: String,
+    lock_path: PathBuf,
     _lock: File,
 }
 
 impl Staging {
-    /// Registers a new writer (creates `_culla/staging/` and takes the writer's lock).
+    /// Registers a new writer (takes its lock in `_culla/writers/`).
     pub fn open(data: &DataDir) -> Result<Staging> {
-        let dir = data.staging_dir();
+        let dir = data.writers_dir();
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         let writer_id = uuid::Uuid::new_v4().simple().to_string();
-        let lp = dir.join(format!("{writer_id}.lock"));
-        let lock = open_lock_file(&lp)?;
-        lock.lock().map_err(io_err("lock", &lp))?;
+        let lock_path = dir.join(format!("{writer_id}.lock"));
+        let lock = open_lock_file(&lock_path)?;
+        lock.lock().map_err(io_err("lock", &lock_path))?;
         Ok(Staging {
-            dir,
+            root: data.root().to_path_buf(),
             writer_id,
+            lock_path,
             _lock: lock,
         })
     }
 
-    /// A fresh staged file name of this writer.
-    pub fn new_name(&self) -> String {
-        format!(
-            "{}-{}.parquet",
+    /// A fresh file of this writer in folder `rel_dir` (relative to the data directory,
+    /// created if needed): its relative and absolute paths.
+    pub fn new_file(&self, rel_dir: &str) -> Result<(String, PathBuf)> {
+        let rel = format!(
+            "{rel_dir}/part-{}-{}.parquet",
             self.writer_id,
             uuid::Uuid::new_v4().simple()
-        )
+        );
+        let abs = self.root.join(&rel);
+        if let Some(parent) = abs.parent() {
+            fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+        }
+        Ok((rel, abs))
     }
 
-    /// Absolute path of a staged file name.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+    /// Absolute path of a data-directory-relative path.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
     }
 
-    /// fsyncs the staging directory (new names survive a power cut).
-    pub fn sync(&self) -> Result<()> {
-        layout::sync_dir(&self.dir).map_err(Error::from)
+    /// fsyncs the folders of `rels` (new names survive a power cut).
+    pub fn sync(&self, rels: &[&str]) -> Result<()> {
+        let dirs: BTreeSet<PathBuf> = rels
+            .iter()
+            .filter_map(|r| self.root.join(r).parent().map(Path::to_path_buf))
+            .collect();
+        sync_dirs(&dirs.into_iter().collect::<Vec<_>>())
     }
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        let _ = fs::remove_file(self.dir.join(format!("{}.lock", self.writer_id)));
+        let _ = fs::remove_file(&self.lock_path);
     }
-}
-
-/// A fresh final file name, `part-<uuid>.parquet`.
-pub fn part_name() -> String {
-    format!("part-{}.parquet", uuid::Uuid::new_v4())
 }
 
 /// Who writes the commits of this process (version, process id, host), for people.
@@ -365,58 +373,6 @@ pub fn writer_tag() -> String {
         env!("CARGO_PKG_VERSION"),
         std::process::id()
     )
-}
-
-/// Now, RFC 3339 UTC, for `Commit::committed_at`.
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// Applies the commits written since `snap.seq` (by any process); returns them.
-pub fn catch_up(dir: &DataDir, snap: &mut Snapshot) -> Result<Vec<Commit>> {
-    let mut out = Vec::new();
-    loop {
-        let p = layout::commit_path(dir, snap.seq + 1);
-        let text = match fs::read(&p) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-            Err(e) => return Err(io_err("read", &p)(e)),
-        };
-        let c: Commit = serde_json::from_slice(&text).map_err(|source| {
-            Error::Manifest(layout::LayoutError::Corrupt {
-                path: p.clone(),
-                source,
-            })
-        })?;
-        snap.apply(&c);
-        out.push(c);
-    }
-    Ok(out)
-}
-
-/// Renames the staged files of a durable commit into place and fsyncs their directories.
-///
-/// Tolerates a file another process (recovery) already moved.
-pub fn publish(dir: &DataDir, added: &[FileEntry]) -> Result<()> {
-    let mut dirs = BTreeSet::new();
-    for f in added {
-        let staged = dir.staging_dir().join(&f.staged);
-        let dest = dir.resolve(&f.path);
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(io_err("create", parent))?;
-            dirs.insert(parent.to_path_buf());
-        }
-        match fs::rename(&staged, &dest) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && dest.exists() => {}
-            Err(e) => return Err(io_err("rename", &staged)(e)),
-        }
-    }
-    let mut dirs: Vec<PathBuf> = dirs.into_iter().collect();
-    if !added.is_empty() {
-        dirs.push(dir.staging_dir());
-    }
-    sync_dirs(&dirs)
 }
 
 /// Deletes files that a commit removed, under the exclusive read lock.

@@ -17,7 +17,8 @@
 use crate::Result;
 use crate::files;
 use chrono::NaiveDate;
-use culla_schemas::layout::{self, DataDir, FileEntry, Snapshot, TABLE_EVENTS};
+use culla_schemas::layout::{self, DataDir, TABLE_EVENTS};
+use culla_table::{FileEntry, Snapshot};
 use datafusion::arrow::array::AsArray;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -77,34 +78,15 @@ pub fn day_number(date: NaiveDate) -> u16 {
 /// The day number of dates [`day_number`] cannot encode.
 pub const NO_DAY: u16 = u16::MAX;
 
-/// Reads the `event_id`s of one stored `events` file into `f`. A file just committed by
-/// another writer may still be in staging, waiting to be renamed into place.
+/// Reads the `event_id`s of one stored `events` file into `f`.
 pub fn read_file_ids(dir: &DataDir, entry: &FileEntry, mut f: impl FnMut(u128)) -> Result<()> {
-    let fin = dir.resolve(&entry.path);
-    let staged = dir.staging_dir().join(&entry.staged);
-    let read = |path: &std::path::Path, f: &mut dyn FnMut(u128)| -> Result<()> {
-        for batch in files::open_parquet(path, Some(&["event_id"]))? {
-            let batch = batch?;
-            for v in batch.column(0).as_string::<i32>().iter().flatten() {
-                f(id128(v));
-            }
+    let path = dir.resolve(&entry.path);
+    for batch in files::open_parquet(&path, Some(&["event_id"]))? {
+        let batch = batch?;
+        for v in batch.column(0).as_string::<i32>().iter().flatten() {
+            f(id128(v));
         }
-        Ok(())
-    };
-    if fin.exists() || !staged.exists() {
-        return read(&fin, &mut f);
     }
-    // Renamed away between the check and the read: the final path has it then.
-    let mut got = Vec::new();
-    match read(&staged, &mut |id| got.push(id)) {
-        Ok(()) => {}
-        Err(_) if fin.exists() => {
-            got.clear();
-            read(&fin, &mut |id| got.push(id))?;
-        }
-        Err(e) => return Err(e),
-    }
-    got.into_iter().for_each(f);
     Ok(())
 }
 
@@ -122,7 +104,7 @@ pub fn file_day(entry: &FileEntry) -> u16 {
 /// may show too; they are stored, so finding one is right.
 fn current_files(dir: &DataDir, snap: &mut Snapshot) -> Result<std::fs::File> {
     let lock = layout::read_lock_shared(dir)?;
-    files::catch_up(dir, snap)?;
+    culla_table::catch_up(dir, snap)?;
     Ok(lock)
 }
 
@@ -361,7 +343,6 @@ mod tests {
         let e = |path: &str| FileEntry {
             table: TABLE_EVENTS.into(),
             path: path.into(),
-            staged: String::new(),
             rows: 0,
             bytes: 0,
         };

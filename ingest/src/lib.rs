@@ -2,11 +2,11 @@
 //!
 //! Messages come from an [`EventSource`] (Kafka, or the embedded [`locallog`] in
 //! `DIR/log/`), are validated by `culla-schemas`, deduplicated by `event_id`, and written
-//! by [`pipeline::run`] as zstd Parquet files into `DIR/events/` (bad ones into
-//! `DIR/dead_letters/`). Files and consumed offsets move together in one manifest commit,
-//! so a crash at any moment neither loses nor duplicates an event: on restart
-//! [`recovery`] finishes or discards what the crash interrupted and reading resumes at
-//! the committed offsets. [`deadletters`] lists and replays rejected messages,
+//! by [`pipeline::run`] as zstd Parquet files into the Delta tables `DIR/events/` (bad
+//! ones into `DIR/dead_letters/`). Files and consumed offsets move together in one Delta
+//! commit per table (`culla-table`), so a crash at any moment neither loses nor
+//! duplicates an event: on restart [`recovery`] deletes what the crash left uncommitted
+//! and reading resumes at the committed offsets. [`deadletters`] lists and replays rejected messages,
 //! [`compact`] merges small files, and [`EventSink`] is what `culla produce` writes to.
 
 pub mod compact;

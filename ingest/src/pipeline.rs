@@ -7,28 +7,30 @@
 //! takes the batches back in poll order, drops duplicates, sends bad messages to dead
 //! letters, and accumulates the parsed rows per (`source`, `event_date`). When
 //! the pending data reaches `--max-file-mb`, or `--flush-secs` pass, or the source goes
-//! idle or is stopped, the writer writes one zstd Parquet file per partition into
-//! staging (on several threads, fsyncs concurrently), commits the files *and* the
-//! consumed offset ranges in one manifest commit, and renames the files into place.
-//! Reading goes on meanwhile (bounded queues keep memory flat). Restarting at the
-//! committed offsets after a crash can therefore neither lose nor duplicate an event.
-//! Where the source is paced (the local log by default, Kafka when asked), the reader
-//! keeps partitions in step in event time (`Pacer`), so a commit spans a few weeks of
-//! events and writes a file per day of them, not per day of the whole backlog.
+//! idle or is stopped, the writer writes one zstd Parquet file per partition into the
+//! table folders (on several threads, fsyncs concurrently) and commits the files *and*
+//! the consumed offsets (Delta transactions) through `culla-table`: dead letters first,
+//! then events. Reading goes on meanwhile (bounded queues keep memory flat). Restarting
+//! at the committed offsets after a crash can therefore neither lose nor duplicate an
+//! event. Where the source is paced (the local log by default, Kafka when asked), the
+//! reader keeps partitions in step in event time (`Pacer`), so a commit spans a few weeks
+//! of events and writes a file per day of them, not per day of the whole backlog.
 //!
-//! Several writers on one data directory (a Kafka consumer group): the check-and-commit
-//! step runs under the directory's commit lock ([`files::commit_lock`]), which a Kafka
-//! reader also takes to read a newly assigned partition's start offset. Under the lock
-//! the writer reloads the manifest and
+//! Several writers on one data directory (a Kafka consumer group): a commit succeeds
+//! only on top of the latest version of its table, so a writer that lost the race reads
+//! the new commits and then
 //! - drops pending rows whose `event_id` another writer stored meanwhile (a re-sent
 //!   event read by the other process), counting them as duplicates;
 //! - drops the rows of partitions read before the source's [`Epoch`] last moved (a
 //!   rebalance began: the partition may already belong to another reader, which starts
-//!   from the manifest it read under the same lock);
-//! - shortens pending ranges another writer already committed (fencing);
+//!   from the tables' transactions);
+//! - shortens pending ranges another writer already committed (fencing), and drops dead
+//!   letters the `dead_letters` table already holds;
 //!
-//! and if anything changed it rewrites its staged files before trying again. So no offset
-//! and no `event_id` is ever committed twice.
+//! and if anything changed it rewrites its files before trying again. So no offset
+//! and no `event_id` is ever committed twice. On one host the check-and-commit step also
+//! runs under the directory's commit lock ([`files::commit_lock`]), which a Kafka reader
+//! takes to read a newly assigned partition's start offset, so races are rare there.
 
 use crate::error::io_err;
 use crate::files::{self, Staging};
@@ -42,11 +44,10 @@ use culla_schemas::arrow::{
     DeadLetter, EventBatchBuilder, Lineage, dead_letters_batch, dead_letters_file_schema,
     event_date, events_file_schema,
 };
-use culla_schemas::layout::{
-    self, Commit, DataDir, FileEntry, OffsetRange, Snapshot, TABLE_DEAD_LETTERS, TABLE_EVENTS,
-};
+use culla_schemas::layout::{self, DataDir, TABLE_DEAD_LETTERS, TABLE_EVENTS};
 use culla_schemas::validate::ymd_exact;
 use culla_schemas::{Event, Invalid, Reason, parse_event};
+use culla_table::{Commit, Committed, FileEntry, OffsetRange, Snapshot};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Int32Type, Int64Type};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -190,9 +191,9 @@ pub fn start_offsets(dir: &DataDir, origin: &'static str) -> StartOffsets {
         if let Err(e) = &lock {
             tracing::warn!("cannot take the commit lock for start offsets: {e}");
         }
-        if let Err(e) = files::catch_up(&dir, &mut s) {
+        if let Err(e) = culla_table::catch_up(&dir, &mut s) {
             // Reading from the start is safe: committed offsets are skipped anyway.
-            tracing::warn!("cannot read the manifest for start offsets: {e}");
+            tracing::warn!("cannot read the tables for start offsets: {e}");
         }
         s.next_offset(origin, topic, partition)
     })
@@ -202,8 +203,11 @@ pub fn start_offsets(dir: &DataDir, origin: &'static str) -> StartOffsets {
 struct PartState {
     topic: String,
     partition: i32,
-    /// Next offset the manifest has for it.
+    /// Next offset the `events` table has for it.
     committed_next: Option<i64>,
+    /// Offset below which its dead letters are stored (a commit whose dead letters
+    /// landed but whose events did not).
+    dead_next: Option<i64>,
     /// Offsets consumed but not committed yet.
     pending: Option<(i64, i64)>,
     /// The source epoch the pending offsets were read in.
@@ -437,6 +441,7 @@ pub(crate) struct Writer<'a> {
 impl<'a> Writer<'a> {
     /// Recovers `dir`, loads its snapshot and stored ids.
     pub(crate) fn open(dir: &'a DataDir, origin: &str) -> Result<Writer<'a>> {
+        culla_table::ensure_tables(dir)?;
         let staging = Staging::open(dir)?;
         let (mut snap, rep) = recovery::recover(dir)?;
         if !rep.is_clean() {
@@ -447,7 +452,7 @@ impl<'a> Writer<'a> {
             // up to date and read its files' ids under the shared read lock, which
             // compactions wait for.
             let _lock = layout::read_lock_shared(dir)?;
-            files::catch_up(dir, &mut snap)?;
+            culla_table::catch_up(dir, &mut snap)?;
             IdIndex::load(dir, &snap)?
         };
         tracing::debug!(
@@ -479,10 +484,12 @@ impl<'a> Writer<'a> {
             return i;
         }
         let committed_next = self.snap.next_offset(&self.origin, topic, partition);
+        let dead_next = self.snap.dead_letters_next(&self.origin, topic, partition);
         self.parts.push(PartState {
             topic: topic.to_string(),
             partition,
             committed_next,
+            dead_next,
             pending: None,
             epoch: 0,
         });
@@ -542,6 +549,11 @@ impl<'a> Writer<'a> {
                         .group(&ev.source, date)
                         .push(Row { ev, id, msg: m });
                 }
+                Err(_) if ps.dead_next.is_some_and(|n| m.offset < n) => {
+                    // Its dead letter is stored already (a commit cut short after
+                    // its dead letters landed).
+                    continue;
+                }
                 Err(inv) => {
                     tracing::debug!(topic = %m.topic, partition = m.partition, offset = m.offset, reason = %inv.reason, "dead letter");
                     self.pending.dead.push(dead_letter(m, &inv, now));
@@ -589,12 +601,12 @@ impl<'a> Writer<'a> {
     /// the ids, and pending rows whose `event_id` another writer stored meanwhile are
     /// dropped as duplicates. Returns true if pending rows were dropped.
     fn absorb(&mut self) -> Result<bool> {
-        let new = files::catch_up(self.dir, &mut self.snap)?;
+        let new = culla_table::catch_up(self.dir, &mut self.snap)?;
         let mut taken: IdSet = IdSet::default();
         let dir = self.dir;
         for c in &new {
-            if c.operation == "compact" {
-                continue; // rewrites stored rows: no new ids
+            if c.operation == "compact" || c.table != TABLE_EVENTS {
+                continue; // compaction rewrites stored rows: no new ids
             }
             for f in c.add.iter().filter(|f| f.table == TABLE_EVENTS) {
                 let day = file_day(f);
@@ -610,6 +622,9 @@ impl<'a> Writer<'a> {
         if !new.is_empty() {
             for ps in &mut self.parts {
                 ps.committed_next = self.snap.next_offset(&self.origin, &ps.topic, ps.partition);
+                ps.dead_next = self
+                    .snap
+                    .dead_letters_next(&self.origin, &ps.topic, ps.partition);
             }
         }
         if taken.is_empty() {
@@ -635,7 +650,7 @@ impl<'a> Writer<'a> {
 
     /// Drops the pending rows of partitions read in an earlier source epoch (a rebalance
     /// started since: the partition may already belong to another reader, which starts
-    /// from the manifest). True if any were dropped.
+    /// from the tables). True if any were dropped.
     fn drop_stale(&mut self) -> Result<bool> {
         let Some(now) = self.epoch.as_ref().map(|e| e.load(Ordering::SeqCst)) else {
             return Ok(false);
@@ -658,10 +673,26 @@ impl<'a> Writer<'a> {
     }
 
     /// Shortens or drops pending ranges another writer already committed; true if any
-    /// changed. (A pending range may start after the manifest's end: Kafka offsets have
+    /// changed. (A pending range may start after the table's end: Kafka offsets have
     /// gaps, e.g. transaction markers, so that is logged, not refused.)
     fn fence(&mut self) -> Result<bool> {
         let mut changed = false;
+        for ps in &self.parts {
+            let Some(n) = ps.dead_next else { continue };
+            let (_, dead) = self.pending.drop_where(
+                |_| false,
+                |d| d.partition == ps.partition && d.offset < n && d.topic == ps.topic,
+            );
+            if dead > 0 {
+                tracing::info!(
+                    topic = %ps.topic,
+                    partition = ps.partition,
+                    dropped = dead,
+                    "these dead letters are stored already; dropping our copy"
+                );
+                changed = true;
+            }
+        }
         for i in 0..self.parts.len() {
             let (Some(n), Some((first, last))) =
                 (self.parts[i].committed_next, self.parts[i].pending)
@@ -675,7 +706,7 @@ impl<'a> Writer<'a> {
                         partition = self.parts[i].partition,
                         first,
                         committed_next = n,
-                        "offsets between the manifest's end and the pending range were never delivered"
+                        "offsets between the table's end and the pending range were never delivered"
                     );
                 }
                 continue;
@@ -700,7 +731,7 @@ impl<'a> Writer<'a> {
         Ok(changed)
     }
 
-    /// Writes the pending rows to staging; returns the file entries.
+    /// Writes the pending rows into the table folders (uncommitted); returns the file entries.
     fn stage(&mut self) -> Result<Vec<FileEntry>> {
         let mut jobs: Vec<(&str, NaiveDate, &Group)> = Vec::new();
         for (source, dates) in &self.pending.groups {
@@ -719,17 +750,23 @@ impl<'a> Writer<'a> {
             by_day.entry(day).or_default().push(d.clone());
         }
         for (day, rows) in by_day {
-            out.push(stage_dead_letters(&self.staging, day, &rows)?);
+            out.push(stage_dead_letters(
+                &self.staging,
+                &dead_letters_dir(day),
+                &rows,
+            )?);
         }
-        if !out.is_empty() {
-            self.staging.sync()?;
-        }
+        let rels: Vec<&str> = out.iter().map(|f| f.path.as_str()).collect();
+        self.staging.sync(&rels)?;
         Ok(out)
     }
 
+    /// Deletes written files that no commit took (a part that did land stays).
     fn discard(&self, staged: &[FileEntry]) {
         for f in staged {
-            let _ = std::fs::remove_file(self.staging.path(&f.staged));
+            if !self.snap.files.contains_key(&f.path) {
+                let _ = std::fs::remove_file(self.staging.path(&f.path));
+            }
         }
     }
 
@@ -786,25 +823,18 @@ impl<'a> Writer<'a> {
             stats.insert("events".to_string(), ev_rows);
             stats.insert("duplicates".to_string(), self.pending.duplicates);
             stats.insert("dead_letters".to_string(), self.pending.dead.len() as u64);
-            let c = Commit {
-                seq: self.snap.seq + 1,
-                committed_at: files::now_rfc3339(),
-                operation: "ingest".into(),
-                writer: self.tag.clone(),
-                add,
-                remove: Vec::new(),
-                offsets,
-                stats,
-            };
-            if layout::try_commit(self.dir, &c)? {
-                break c;
+            let mut c = Commit::new("ingest", &self.tag);
+            c.add = add;
+            c.offsets = offsets;
+            c.stats = stats;
+            match culla_table::try_commit(self.dir, &mut self.snap, &c)? {
+                Committed::Done => break c,
+                Committed::Lost => tracing::debug!(
+                    seq = self.snap.seq,
+                    "another writer committed first; catching up and retrying"
+                ),
             }
-            tracing::debug!(
-                seq = c.seq,
-                "commit number taken by another writer; retrying"
-            );
         };
-        self.snap.apply(&commit);
         // Committed: the rows' ids are stored now, even if a rename below fails.
         for dates in self.pending.groups.values() {
             for (date, g) in dates {
@@ -814,7 +844,6 @@ impl<'a> Writer<'a> {
                 }
             }
         }
-        files::publish(self.dir, &commit.add)?;
         let s = &mut self.summary;
         s.commits += 1;
         s.duplicates += self.pending.duplicates;
@@ -837,7 +866,7 @@ impl<'a> Writer<'a> {
         }
         self.reset_pending();
         tracing::debug!(
-            seq = commit.seq,
+            seq = self.snap.seq,
             files = commit.add.len(),
             staging_ms,
             commit_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -873,7 +902,7 @@ impl<'a> Writer<'a> {
         self.absorb().map(|_| ())
     }
 
-    /// The manifest state this writer knows.
+    /// The table state this writer knows.
     pub(crate) fn snapshot(&self) -> &Snapshot {
         &self.snap
     }
@@ -905,7 +934,7 @@ impl<'a> Writer<'a> {
         });
     }
 
-    /// Writes the pending events (no offsets) to staging, for replay.
+    /// Writes the pending events (no offsets), uncommitted, for replay.
     pub(crate) fn stage_events(&mut self) -> Result<Vec<FileEntry>> {
         let dead = std::mem::take(&mut self.pending.dead);
         let out = self.stage();
@@ -918,7 +947,7 @@ impl<'a> Writer<'a> {
         self.reset_pending();
     }
 
-    /// The staging area of this writer.
+    /// This writer's right to write files.
     pub(crate) fn staging(&self) -> &Staging {
         &self.staging
     }
@@ -929,23 +958,26 @@ impl<'a> Writer<'a> {
     }
 }
 
-/// Writes one dead-letter file for `day` to staging.
+/// The folder of the dead letters received on `day`.
+pub(crate) fn dead_letters_dir(day: NaiveDate) -> String {
+    format!(
+        "{TABLE_DEAD_LETTERS}/received_date={}",
+        day.format("%Y-%m-%d")
+    )
+}
+
+/// Writes one dead-letter file into folder `rel_dir` of the `dead_letters` table.
 pub(crate) fn stage_dead_letters(
     staging: &Staging,
-    day: NaiveDate,
+    rel_dir: &str,
     rows: &[DeadLetter],
 ) -> Result<FileEntry> {
     let batch = dead_letters_batch(rows)?;
-    let name = staging.new_name();
-    let bytes = files::write_parquet(&staging.path(&name), dead_letters_file_schema(), &[batch])?;
+    let (path, abs) = staging.new_file(rel_dir)?;
+    let bytes = files::write_parquet(&abs, dead_letters_file_schema(), &[batch])?;
     Ok(FileEntry {
         table: TABLE_DEAD_LETTERS.into(),
-        path: format!(
-            "{TABLE_DEAD_LETTERS}/received_date={}/{}",
-            day.format("%Y-%m-%d"),
-            files::part_name()
-        ),
-        staged: name,
+        path,
         rows: rows.len() as u64,
         bytes,
     })
@@ -959,19 +991,16 @@ fn stage_event_files(
 ) -> Result<Vec<FileEntry>> {
     type Written = (FileEntry, std::fs::File, std::path::PathBuf);
     let write = |(source, date, group): &(&str, NaiveDate, &Group)| -> Result<Written> {
-        let name = staging.new_name();
-        let path = staging.path(&name);
+        let (rel, path) = staging.new_file(&format!(
+            "{TABLE_EVENTS}/source={}/event_date={}",
+            files::hive_value(source),
+            date.format("%Y-%m-%d"),
+        ))?;
         let batch = group.batch()?;
         let (file, bytes) = files::write_parquet_unsynced(&path, events_file_schema(), &[batch])?;
         let entry = FileEntry {
             table: TABLE_EVENTS.into(),
-            path: format!(
-                "{TABLE_EVENTS}/source={}/event_date={}/{}",
-                files::hive_value(source),
-                date.format("%Y-%m-%d"),
-                files::part_name()
-            ),
-            staged: name,
+            path: rel,
             rows: group.len as u64,
             bytes,
         };

@@ -1,30 +1,31 @@
 //! Bringing a data directory back to a clean state after a crash.
 //!
-//! A writer can die at any step of write → commit → rename → delete. The manifest
-//! decides what happened: a file listed by a commit is committed, even if it still sits
-//! in `_culla/staging/` (it is rolled forward: renamed into place); a staged file no
-//! commit lists was never committed (it is deleted, once its writer is known dead); a
-//! file a commit removed but still on disk is deleted (under the exclusive read lock,
-//! so no reader loses it mid-query). Recovery is idempotent and safe to run while other
-//! culla writers are alive: it never touches a live writer's staging files.
+//! A writer can die at any step of write → commit → delete. The tables' Delta logs
+//! decide what happened: a file a commit lists is committed; a data file in a table
+//! folder that no commit lists was never committed, and is deleted once its writer (named
+//! in the file name, `part-<writer>-<uuid>.parquet`) is known dead; a file a commit
+//! removed but still on disk is deleted (under the exclusive read lock, so no reader
+//! loses it mid-query). Delta readers never see uncommitted files; deleting them keeps a
+//! plain Parquet glob of a table folder exact too. Recovery is idempotent and safe to run
+//! while other culla writers are alive: it never touches a live writer's files.
 
 use crate::Result;
 use crate::error::io_err;
 use crate::files;
-use culla_schemas::layout::{self, DataDir, FileEntry, Snapshot};
-use std::collections::BTreeSet;
+use culla_schemas::layout::{self, DataDir, TABLE_DEAD_LETTERS, TABLE_EVENTS};
+use culla_table::Snapshot;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, OpenOptions};
+use std::path::{Path, PathBuf};
 
 /// What recovery did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovered {
-    /// Committed files moved from staging into place.
-    pub rolled_forward: usize,
-    /// Uncommitted staged files of dead writers deleted.
-    pub staged_deleted: usize,
+    /// Uncommitted files of dead writers deleted.
+    pub uncommitted_deleted: usize,
     /// Files removed by a commit but still present, deleted.
     pub removed_deleted: usize,
-    /// Live files of the manifest missing from disk and from staging (data lost outside culla).
+    /// Live files of the tables missing from disk (data lost outside culla).
     pub missing: Vec<String>,
 }
 
@@ -37,90 +38,69 @@ impl Recovered {
 
 /// Recovers `dir` and returns its snapshot afterwards.
 pub fn recover(dir: &DataDir) -> Result<(Snapshot, Recovered)> {
-    let commits = layout::read_commits(dir)?;
-    let mut snap = Snapshot::default();
-    let mut all_staged = BTreeSet::new();
-    for c in &commits {
-        snap.apply(c);
-        for f in &c.add {
-            all_staged.insert(f.staged.clone());
-        }
-    }
+    let snap = Snapshot::load(dir)?;
     let mut rep = Recovered::default();
 
-    // 1. Roll committed files forward.
-    let mut to_publish: Vec<FileEntry> = Vec::new();
     for f in snap.files.values() {
-        if dir.resolve(&f.path).exists() {
-            continue;
-        }
-        if dir.staging_dir().join(&f.staged).exists() {
-            to_publish.push(f.clone());
-        } else {
-            tracing::error!(path = %f.path, "a live file of the manifest is missing");
+        if !dir.resolve(&f.path).exists() {
+            tracing::error!(path = %f.path, "a live file of the table is missing");
             rep.missing.push(f.path.clone());
         }
     }
-    if !to_publish.is_empty() {
-        files::publish(dir, &to_publish)?;
-        rep.rolled_forward = to_publish.len();
-        tracing::info!(files = rep.rolled_forward, "rolled committed files forward");
-    }
 
-    // 2. Staged files: committed-then-removed ones and dead writers' orphans go.
-    let sdir = dir.staging_dir();
-    let live_staged: BTreeSet<&str> = snap.files.values().map(|f| f.staged.as_str()).collect();
-    if let Ok(entries) = fs::read_dir(&sdir) {
-        let mut dead_writers: Vec<String> = Vec::new();
-        let mut alive_writers: BTreeSet<String> = BTreeSet::new();
-        let mut victims = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io_err("list", &sdir))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".lock") {
+    // Uncommitted files of dead writers.
+    let mut alive: BTreeMap<String, bool> = BTreeMap::new();
+    let mut victims: Vec<PathBuf> = Vec::new();
+    for table in [TABLE_EVENTS, TABLE_DEAD_LETTERS] {
+        let mut found = Vec::new();
+        data_files(dir.root(), table, &mut found)?;
+        for rel in found {
+            if snap.files.contains_key(&rel) {
                 continue;
             }
-            if live_staged.contains(name.as_str()) {
-                continue; // rolled forward above, or being renamed by its writer
-            }
-            if all_staged.contains(&name) {
-                victims.push(name); // committed, then removed by a later commit
-                continue;
-            }
-            let writer = name.split('-').next().unwrap_or_default().to_string();
-            if alive_writers.contains(&writer) {
-                continue;
-            }
-            if dead_writers.contains(&writer) || !writer_alive(dir, &writer)? {
-                if !dead_writers.contains(&writer) {
-                    dead_writers.push(writer);
+            let Some(writer) = culla_table::writer_of(&rel) else {
+                continue; // not culla's: left alone (a removed file is handled below)
+            };
+            let live = match alive.get(writer) {
+                Some(&l) => l,
+                None => {
+                    let l = writer_alive(dir, writer)?;
+                    alive.insert(writer.to_string(), l);
+                    l
                 }
-                victims.push(name);
-            } else {
-                alive_writers.insert(writer);
+            };
+            if !live && !snap.removed.contains(&rel) {
+                victims.push(dir.resolve(&rel));
             }
-        }
-        for name in &victims {
-            let p = sdir.join(name);
-            match fs::remove_file(&p) {
-                Ok(()) => rep.staged_deleted += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err("delete", &p)(e)),
-            }
-        }
-        for w in &dead_writers {
-            let _ = fs::remove_file(sdir.join(format!("{w}.lock")));
-        }
-        if !victims.is_empty() {
-            layout::sync_dir(&sdir)?;
-            tracing::info!(
-                files = rep.staged_deleted,
-                "deleted uncommitted staged files"
-            );
         }
     }
+    let mut dirs = BTreeSet::new();
+    for p in &victims {
+        match fs::remove_file(p) {
+            Ok(()) => rep.uncommitted_deleted += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("delete", p)(e)),
+        }
+        if let Some(parent) = p.parent() {
+            dirs.insert(parent.to_path_buf());
+        }
+    }
+    for d in dirs {
+        layout::sync_dir(&d)?;
+    }
+    for (w, live) in &alive {
+        if !live {
+            let _ = fs::remove_file(dir.writers_dir().join(format!("{w}.lock")));
+        }
+    }
+    if rep.uncommitted_deleted > 0 {
+        tracing::info!(
+            files = rep.uncommitted_deleted,
+            "deleted uncommitted files of dead writers"
+        );
+    }
 
-    // 3. Files removed by a commit but still on disk.
+    // Files removed by a commit but still on disk.
     let removed: Vec<String> = snap
         .removed
         .iter()
@@ -137,12 +117,36 @@ pub fn recover(dir: &DataDir) -> Result<(Snapshot, Recovered)> {
     Ok((snap, rep))
 }
 
-/// Whether the writer `id` still holds its staging lock.
-fn writer_alive(dir: &DataDir, id: &str) -> Result<bool> {
-    if id.is_empty() {
-        return Ok(false);
+/// The `.parquet` files under a table folder (not its `_delta_log`), relative to the
+/// data directory.
+fn data_files(root: &Path, table: &str, out: &mut Vec<String>) -> Result<()> {
+    fn walk(abs: &Path, rel: &str, out: &mut Vec<String>) -> Result<()> {
+        let entries = match fs::read_dir(abs) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err("list", abs)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_err("list", abs))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let child = format!("{rel}/{name}");
+            let kind = entry.file_type().map_err(io_err("stat", &entry.path()))?;
+            if kind.is_dir() {
+                if !name.starts_with('_') {
+                    walk(&entry.path(), &child, out)?;
+                }
+            } else if name.ends_with(".parquet") {
+                out.push(child);
+            }
+        }
+        Ok(())
     }
-    let lp = dir.staging_dir().join(format!("{id}.lock"));
+    walk(&root.join(table), table, out)
+}
+
+/// Whether the writer `id` still holds its lock.
+fn writer_alive(dir: &DataDir, id: &str) -> Result<bool> {
+    let lp = dir.writers_dir().join(format!("{id}.lock"));
     let f = match OpenOptions::new().write(true).open(&lp) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),

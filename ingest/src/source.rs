@@ -48,7 +48,7 @@ pub type Epoch = std::sync::Arc<std::sync::atomic::AtomicU64>;
 
 /// A readable event log. Implementations seek each newly assigned partition with `StartOffsets`.
 pub trait EventSource: Send {
-    /// `"kafka"` or `"log"` (manifest `OffsetRange.origin`).
+    /// `"kafka"` or `"log"` (`OffsetRange.origin` in the tables' transactions).
     fn origin(&self) -> &'static str;
     /// Returns up to `max` messages, waiting at most `timeout` when none is ready.
     fn poll(&mut self, max: usize, timeout: std::time::Duration) -> Result<Polled>;
@@ -57,7 +57,7 @@ pub trait EventSource: Send {
     /// true when every assigned partition has been read to its end (for --until-idle);
     /// false while no partition is assigned yet.
     fn caught_up(&mut self) -> Result<bool>;
-    /// Tell the broker what is committed (only a hint; the manifest is the truth).
+    /// Tell the broker what is committed (only a hint; the tables' transactions are the truth).
     fn commit_hint(&mut self, next_offsets: &[(String, i32, i64)]) -> Result<()>;
     /// The rebalance counter, for sources whose partitions can be taken away; `None`
     /// (the default) when they never are (the local log).

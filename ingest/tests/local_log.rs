@@ -13,7 +13,7 @@ use culla_ingest::locallog::{LocalLogSink, LocalLogSource};
 use culla_ingest::pipeline::{self, IngestOptions, IngestSummary, stored_events};
 use culla_ingest::produce::produce;
 use culla_ingest::recovery::recover;
-use culla_schemas::layout::{DataDir, Snapshot, TABLE_DEAD_LETTERS, TABLE_EVENTS};
+use culla_table::{DataDir, Snapshot, TABLE_DEAD_LETTERS, TABLE_EVENTS};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
@@ -177,33 +177,41 @@ fn personal_data_is_masked_in_dead_letters() {
 }
 
 #[test]
-fn recovery_rolls_forward_deletes_orphans_and_removed_files() {
+fn recovery_deletes_dead_writers_uncommitted_files_and_removed_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = DataDir::new(tmp.path());
     put(&dir, &(0..60).map(valid).collect::<Vec<_>>());
     ingest(&dir, 1 << 20);
     let snap = Snapshot::load(&dir).unwrap();
     let f = snap.live_files(TABLE_EVENTS).next().unwrap().clone();
+    let folder = f.path.rsplit_once('/').unwrap().0.to_string();
 
-    // 1. Crash after the commit, before the rename: the file is still in staging.
-    std::fs::rename(dir.resolve(&f.path), dir.staging_dir().join(&f.staged)).unwrap();
-    // 2. Crash before the commit: an orphan of a dead writer (no lock held).
-    let orphan = dir
-        .staging_dir()
-        .join("0123456789abcdef0123456789abcdef-x.parquet");
+    // 1. Crash before the commit: a dead writer's file (no lock held) beside the
+    // committed ones, which a plain glob of the folder would read.
+    let orphan = dir.resolve(&format!(
+        "{folder}/part-0123456789abcdef0123456789abcdef-x.parquet"
+    ));
     std::fs::write(&orphan, b"half a file").unwrap();
-    // A live writer's file in progress must survive.
+    // A live writer's file in progress must survive, and so must a file culla did not write.
     let live = Staging::open(&dir).unwrap();
-    let in_progress = live.path(&live.new_name());
+    let (_, in_progress) = live.new_file(&folder).unwrap();
     std::fs::write(&in_progress, b"being written").unwrap();
+    let foreign = dir.resolve(&format!("{folder}/someone-elses.parquet"));
+    std::fs::write(&foreign, b"not ours").unwrap();
 
     let (_, rep) = recover(&dir).unwrap();
-    assert_eq!(rep.rolled_forward, 1);
-    assert_eq!(rep.staged_deleted, 1);
+    assert_eq!(rep.uncommitted_deleted, 1);
     assert!(dir.resolve(&f.path).exists());
     assert!(!orphan.exists());
     assert!(in_progress.exists());
+    assert!(foreign.exists());
     drop(live);
+    std::fs::remove_file(&foreign).unwrap();
+    let (_, rep) = recover(&dir).unwrap();
+    assert_eq!(
+        rep.uncommitted_deleted, 1,
+        "the dead writer's file in progress"
+    );
     assert_eq!(ids_once(&dir).len(), 60);
 
     // 3. Crash after a compaction commit, before deleting the merged inputs.
@@ -269,7 +277,7 @@ fn compaction_keeps_rows_and_lineage() {
     assert_eq!(deadletters::list(&dir, None).unwrap(), dead_before);
     let snap = Snapshot::load(&dir).unwrap();
     assert_eq!(snap.files.len(), 7);
-    // On disk: exactly the live files (the inputs are gone).
+    // On disk: exactly the live files (the inputs are gone), beside the Delta logs.
     let mut on_disk = 0;
     for t in ["events", "dead_letters"] {
         for e in walk(&dir.resolve(t)) {
@@ -291,6 +299,9 @@ fn walk(root: &std::path::Path) -> Vec<String> {
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
+            if p.ends_with("_delta_log") {
+                continue;
+            }
             if p.is_dir() {
                 stack.push(p);
             } else {

@@ -2,13 +2,12 @@
 //! (no ingest pipeline needed): each line is validated with
 //! [`culla_schemas::parse_event`], the events are grouped by source and local date and
 //! written as `DIR/events/source=…/event_date=…/part-0.parquet` with the `events` file
-//! schema, as ingest would lay them out, and committed to the manifest the way ingest
-//! commits: written into `_culla/staging/`, committed in one commit, renamed into place
-//! ([`commit_partitions`]).
+//! schema, as ingest would lay them out, and committed to the `events` Delta table
+//! through `culla-table` the way ingest commits ([`commit_partitions`]).
 
 use culla_schemas::arrow::{EventBatchBuilder, Lineage, event_date};
-use culla_schemas::layout::{Commit, DataDir, FileEntry, Snapshot, TABLE_EVENTS, try_commit};
 use culla_schemas::parse_event;
+use culla_table::{Commit, Committed, DataDir, FileEntry, Snapshot, TABLE_EVENTS, try_commit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use std::collections::BTreeMap;
@@ -84,9 +83,8 @@ pub fn write_ndjson_part(ndjson: &str, dir: &Path, part: &str) -> Result<usize, 
 }
 
 /// Writes one Parquet file per `(source, event_date, rows)` partition, named
-/// `<tag>.parquet`, and commits them to the manifest of the data directory `dir` as one
-/// commit made by `operation`; returns the commit's sequence number. The files go to
-/// `_culla/staging/` first and are renamed into place after the commit, as ingest does.
+/// `<tag>.parquet`, into the `events` table of the data directory `dir` and commits them
+/// as one commit made by `operation`, as ingest does; returns the table's sequence after it.
 pub fn commit_partitions(
     dir: &Path,
     parts: &[(String, String, RecordBatch)],
@@ -94,7 +92,6 @@ pub fn commit_partitions(
     operation: &str,
 ) -> Result<u64, FixtureError> {
     let data = DataDir::new(dir);
-    let staging = data.staging_dir();
     let err = |path: &Path| {
         let path = path.display().to_string();
         move |e: &dyn std::fmt::Display| FixtureError::Write {
@@ -102,13 +99,17 @@ pub fn commit_partitions(
             message: e.to_string(),
         }
     };
-    std::fs::create_dir_all(&staging).map_err(|e| err(&staging)(&e))?;
+    let terr = err(&data.events_dir());
+    culla_table::ensure_tables(&data).map_err(|e| terr(&e))?;
     let mut add = Vec::with_capacity(parts.len());
     let mut events = 0u64;
     for (source, date, batch) in parts {
-        let staged = format!("{operation}-{tag}-{source}-{date}.parquet");
-        let path = staging.join(&staged);
+        let rel = format!("events/source={source}/event_date={date}/{tag}.parquet");
+        let path = data.resolve(&rel);
         let werr = err(&path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| werr(&e))?;
+        }
         let file = std::fs::File::create(&path).map_err(|e| werr(&e))?;
         let mut w = ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| werr(&e))?;
         w.write(batch).map_err(|e| werr(&e))?;
@@ -117,39 +118,24 @@ pub fn commit_partitions(
         events += batch.num_rows() as u64;
         add.push(FileEntry {
             table: TABLE_EVENTS.into(),
-            path: format!("events/source={source}/event_date={date}/{tag}.parquet"),
-            staged,
+            path: rel,
             rows: batch.num_rows() as u64,
             bytes,
         });
     }
-    let manifest = data.manifest_dir();
-    let merr = err(&manifest);
-    let mut seq = Snapshot::load(&data).map_err(|e| merr(&e))?.seq + 1;
+    let mut commit = Commit::new(
+        operation,
+        &format!("culla fixture pid {}", std::process::id()),
+    );
+    commit.add = add;
+    commit.stats = BTreeMap::from([("events".to_string(), events)]);
+    let mut snap = Snapshot::load(&data).map_err(|e| terr(&e))?;
     loop {
-        let commit = Commit {
-            seq,
-            committed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            operation: operation.into(),
-            writer: format!("culla fixture pid {}", std::process::id()),
-            add: add.clone(),
-            remove: Vec::new(),
-            offsets: Vec::new(),
-            stats: BTreeMap::from([("events".to_string(), events)]),
-        };
-        if try_commit(&data, &commit).map_err(|e| merr(&e))? {
-            break;
+        match try_commit(&data, &mut snap, &commit).map_err(|e| terr(&e))? {
+            Committed::Done => return Ok(snap.seq),
+            Committed::Lost => {
+                culla_table::catch_up(&data, &mut snap).map_err(|e| terr(&e))?;
+            }
         }
-        seq += 1;
     }
-    for f in &add {
-        let from = staging.join(&f.staged);
-        let to = data.resolve(&f.path);
-        let rerr = err(&to);
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| rerr(&e))?;
-        }
-        std::fs::rename(&from, &to).map_err(|e| rerr(&e))?;
-    }
-    Ok(seq)
 }

@@ -175,18 +175,10 @@ fn cache() -> &'static Mutex<HashMap<CacheKey, Arc<Release>>> {
     CACHE.get_or_init(Default::default)
 }
 
-/// The latest commit's name in the data directory's manifest: a release is valid for
-/// it only.
+/// The data directory's version (every commit moves it): a release is valid for it only.
 fn data_version(params: &Params) -> String {
-    let dir = culla_schemas::layout::DataDir::new(&params.data).manifest_dir();
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .max()
-                .unwrap_or_default()
-        })
+    culla_table::data_version(&culla_table::DataDir::new(&params.data))
+        .map(|v| v.to_string())
         .unwrap_or_default()
 }
 

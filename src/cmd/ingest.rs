@@ -74,17 +74,18 @@ pub fn run_produce(a: ProduceArgs) -> anyhow::Result<ExitCode> {
   culla ingest --data ./data --until-idle          # local log in ./data/log, then exit
   culla ingest --data ./data --brokers localhost:9092   # follow Kafka until Ctrl-C
 
-Valid events go to DIR/events/source=…/event_date=…/*.parquet, bad messages to
-DIR/dead_letters/ (see `culla deadletters`), duplicates (same event_id) are dropped.
-Files and offsets are committed together in DIR/_culla/manifest, so a crash or a
-restart never loses or duplicates an event. Ctrl-C (or SIGTERM) commits what is pending
+Valid events go to the Delta table DIR/events (files under source=…/event_date=…/),
+bad messages to the Delta table DIR/dead_letters (see `culla deadletters`), duplicates
+(same event_id) are dropped. Files and offsets are committed together in each table's
+Delta log (_delta_log/), so a crash or a restart never loses or duplicates an event;
+DuckDB (delta_scan), Python deltalake, Spark and Power BI read the tables as they are. Ctrl-C (or SIGTERM) commits what is pending
 and exits. Prints one summary line.
 
 Read caches: after a batch ingest, and while a streaming ingest is caught up with the
 log, the consolidated copy and the base projections of the new commit are made (at the
 lowest CPU priority while streaming), so questions do not fold the log themselves.")]
 pub struct IngestArgs {
-    /// Data directory (events, dead letters, manifest; and the local log in DIR/log).
+    /// Data directory (the events and dead_letters tables; and the local log in DIR/log).
     #[arg(long, env = "CULLA_DATA")]
     pub data: PathBuf,
     /// Kafka bootstrap brokers, host:port[,host:port]; without it the local log is read.
@@ -361,7 +362,8 @@ pub fn run_deadletters(a: DeadLettersArgs) -> anyhow::Result<ExitCode> {
   culla compact --data ./data --target-mb 256
 
 Safe while `culla ingest` runs and after a crash at any moment: each merge is one
-manifest commit, and readers never see a half-swapped partition.")]
+Delta commit (OPTIMIZE), and readers never see a half-swapped partition. The replaced
+files are deleted at once, so a plain Parquet glob of DIR/events reads every event once.")]
 pub struct CompactArgs {
     /// Data directory.
     #[arg(long, env = "CULLA_DATA")]

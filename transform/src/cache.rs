@@ -13,7 +13,7 @@
 //!
 //! A view can also be **persisted** (the base projections are): its rows are then
 //! written to a Parquet file in `_culla/cache/projections-<seq>-base-<key>/` the first
-//! time they are computed, and every later session of the same manifest sequence and the
+//! time they are computed, and every later session of the same table version and the
 //! same projection SQL (source and as-of instant: rendered into it) reads that file
 //! instead, through [`persisted_table`]: DataFusion scans only the columns and row
 //! groups a question needs, on every core. The file is an exact copy of rows computed
@@ -65,7 +65,7 @@ pub fn wait_for_writes() {
 /// Directory name prefix of persisted projections.
 const PROJECTIONS_PREFIX: &str = "projections-";
 
-/// The directory the base projections of manifest sequence `seq` live in when built
+/// The directory the base projections of table version `seq` live in when built
 /// from the SQL texts `sql` (their rendering carries the source and as-of instant),
 /// under `cache_dir`: `projections-<seq>-base-<hash>`.
 pub fn projection_dir<'a>(
@@ -89,7 +89,7 @@ pub fn projection_dir<'a>(
     cache_dir.join(format!("{PROJECTIONS_PREFIX}{seq:020}-base-{h:016x}"))
 }
 
-/// The manifest sequence of a persisted-projections directory name.
+/// The table version of a persisted-projections directory name.
 pub fn projection_seq(name: &str) -> Option<u64> {
     name.strip_prefix(PROJECTIONS_PREFIX)?
         .split('-')

@@ -5,15 +5,14 @@
 //! right for exactly-once writing and for DuckDB users browsing partitions, and slow for
 //! a reader that must open every one of them for each question: one simulated year is
 //! about a thousand files, and opening them costs more than the question itself. So the
-//! first reader after a commit copies the manifest's live event files into a handful,
+//! first reader after a commit copies the table's live event files into a handful,
 //! `_culla/cache/events-<seq>/NNN.parquet`, one per event type (the `events` table's
 //! columns, partition values included, so a projection that reads one type skips the
-//! other files by their statistics), and every later reader of the same manifest
-//! sequence reads those.
+//! other files by their statistics), and every later reader of the same table
+//! version reads those.
 //!
-//! Correctness rests on the manifest, never on a directory listing: the copy holds
-//! exactly the live files of commit `seq` (a committed file still in staging after a
-//! crash is read from there); each file's footer records the sequence, its row count and
+//! Correctness rests on the table's Delta log, never on a directory listing: the copy
+//! holds exactly the live files of sequence `seq` (the `events` version + 1); each file's footer records the sequence, its row count and
 //! the number of files in the copy, checked on every use. When later commits only added event files (streaming ingest),
 //! a reader uses the copy plus those few files read into memory; when a commit removed
 //! event files (compaction, recovery), or the additions are many, the copy is rebuilt.
@@ -23,7 +22,8 @@
 //! holds the data directory's read lock.
 
 use culla_schemas::arrow::events_table_schema;
-use culla_schemas::layout::{self, Commit, DataDir, FileEntry, Snapshot, TABLE_EVENTS};
+use culla_schemas::layout::{self, DataDir, TABLE_EVENTS};
+use culla_table::{Commit, FileEntry, Snapshot};
 use datafusion::arrow::array::{
     Array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array,
 };
@@ -82,8 +82,8 @@ pub struct Prepared {
 /// Errors are reasons to fall back to listing; the caller logs them.
 pub fn prepare(data: &Path) -> Result<Option<Prepared>, String> {
     let dir = DataDir::new(data);
-    // The manifest is read once: the snapshot, and the commits a reused copy lacks.
-    let commits = layout::read_commits(&dir).map_err(|e| e.to_string())?;
+    // The log is read once: the snapshot, and the commits a reused copy lacks.
+    let commits = culla_table::read_commits(&dir, TABLE_EVENTS, 0).map_err(|e| e.to_string())?;
     let snap = Snapshot::from_commits(&commits);
     let live: Vec<&FileEntry> = snap.live_files(TABLE_EVENTS).collect();
     if live.is_empty() {
@@ -243,16 +243,11 @@ fn read_footer(path: &Path) -> Result<(u64, usize, Option<i64>), String> {
     Ok((seq, files, max_at))
 }
 
-/// Path of a live file: in place, or still in staging when a crash came between the
-/// commit and the rename (recovery will move it; the manifest says it is committed).
+/// Path of a live file.
 fn locate(dir: &DataDir, f: &FileEntry) -> Result<PathBuf, String> {
     let placed = dir.resolve(&f.path);
     if placed.exists() {
         return Ok(placed);
-    }
-    let staged = dir.staging_dir().join(&f.staged);
-    if !f.staged.is_empty() && staged.exists() {
-        return Ok(staged);
     }
     Err(format!("committed file {} is missing", f.path))
 }
@@ -285,7 +280,7 @@ fn read_entry(
     }
     if rows != f.rows {
         return Err(format!(
-            "{} has {rows} rows, the manifest says {}",
+            "{} has {rows} rows, the table log says {}",
             f.path, f.rows
         ));
     }
@@ -460,7 +455,7 @@ fn write_copy(
     }
     let rows: u64 = writers.iter().map(|(_, _, n, _)| n).sum();
     if rows != expected {
-        return Err(format!("read {rows} rows, the manifest says {expected}"));
+        return Err(format!("read {rows} rows, the table log says {expected}"));
     }
     let files = writers.len();
     let mut latest: Option<i64> = None;
@@ -493,7 +488,7 @@ pub fn cleanup(data: &Path) {
     let Ok(entries) = fs::read_dir(&cdir) else {
         return;
     };
-    let seq = layout::latest_seq(&DataDir::new(data)).unwrap_or(0);
+    let seq = culla_table::latest_seq(&DataDir::new(data)).unwrap_or(0);
     let entries: Vec<_> = entries.flatten().collect();
     let newest = entries
         .iter()

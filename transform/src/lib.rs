@@ -21,9 +21,9 @@
 //! The projections are SQL files (`transform/sql/*.sql`, embedded) rendered with the
 //! period and options: DataFusion does all the heavy lifting. Readers must hold
 //! [`read_lock`] while queries run so a concurrent compaction never swaps files under
-//! them. `events` is read from one consolidated copy of the manifest's live files
+//! them. `events` is read from one consolidated copy of the events table's live files
 //! ([`eventcache`]); the base projections, computed at most once per session, are
-//! persisted per manifest sequence, source and as-of instant ([`cache`]) and read from
+//! persisted per table version, source and as-of instant ([`cache`]) and read from
 //! their files after that, so no question after a commit folds the log again; the option
 //! projections are views over them. The SQL functions `poisson_ci_low` /
 //! `poisson_ci_high` come from [`stats`], the exact percentile aggregate
@@ -55,7 +55,7 @@ use std::sync::Arc;
 /// Errors opening a data directory or building the projections.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The data directory's lock or manifest could not be used.
+    /// The data directory's lock could not be used.
     #[error(transparent)]
     Layout(#[from] LayoutError),
     /// DataFusion failed to plan or run a query.
@@ -241,7 +241,7 @@ pub fn warm_base(data: &Path) -> Result<()> {
     if !has_events(data) {
         return Ok(());
     }
-    // One copy (and one reading of the manifest and its footers) for every source.
+    // One copy (and one reading of the table log and the copy's footers) for every source.
     let Some(prepared) = prepare_copy(data) else {
         // No copy could be made: nothing would be persisted either.
         return Ok(());
@@ -408,7 +408,7 @@ pub async fn register_tables(ctx: &SessionContext, data: &Path) -> Result<()> {
         .map(|_| ())
 }
 
-/// Where `events` was registered from: the consolidated copy of a manifest sequence.
+/// Where `events` was registered from: the consolidated copy of a table version.
 #[derive(Debug, Clone)]
 struct Consolidated {
     seq: u64,
@@ -418,7 +418,7 @@ struct Consolidated {
 }
 
 /// Registers the tables, `events` from the consolidated copy when `use_cache` and the
-/// data has a manifest (else, or when the copy cannot be made, from the partitions).
+/// data has an events table (else, or when the copy cannot be made, from the partitions).
 async fn register_tables_from(
     ctx: &SessionContext,
     data: &Path,
@@ -688,7 +688,7 @@ pub async fn register_projections(ctx: &SessionContext, opts: &ProjectionOptions
 const OPTION_VIEWS: &[&str] = &["profiles", "contacts", "referrals", "needs", "families"];
 
 /// [`register_projections`] for events read from a consolidated copy: the public
-/// projections are persisted under `data`'s cache for that manifest sequence.
+/// projections are persisted under `data`'s cache for that table version.
 async fn register_projections_in(
     ctx: &SessionContext,
     opts: &ProjectionOptions,

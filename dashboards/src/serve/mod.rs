@@ -104,23 +104,9 @@ impl Reply {
     }
 }
 
-/// The manifest sequence of a data directory: the highest commit number (0 when none).
+/// The data directory's version: grows with every commit to its tables (0 when none).
 pub fn manifest_seq(data: &Path) -> u64 {
-    let dir = culla_schemas::layout::DataDir::new(data).manifest_dir();
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let n = e.file_name();
-                    let n = n.to_string_lossy();
-                    n.strip_suffix(".json")
-                        .filter(|s| s.len() == 20)
-                        .and_then(|s| s.parse::<u64>().ok())
-                })
-                .max()
-                .unwrap_or(0)
-        })
-        .unwrap_or(0)
+    culla_table::data_version(&culla_table::DataDir::new(data)).unwrap_or(0)
 }
 
 /// Years and sources present in `events/` (from the partition directory names).
