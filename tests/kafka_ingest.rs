@@ -280,10 +280,27 @@ fn sigkill_at_random_moments_still_exactly_once() {
     }
     let status = producing.0.wait().expect("wait for kafka_produce.py");
     assert!(status.success(), "kafka_produce.py failed");
-    // A fresh group for the last run: the killed members may still hold their seats in
-    // the old one until their session times out, and `--until-idle` only waits for the
-    // partitions assigned to it. Where reading starts comes from the manifest anyway.
-    ingest_until_idle(&brokers, &prefix, &unique("crash-final"), &data);
+    // The last run in the same group, as a user restarts: the killed members may still
+    // hold their seats until their sessions time out, and `--until-idle` must wait for
+    // every partition to be read to its end, not only those it is given at first; when
+    // it cannot have them it must fail saying so, never exit 0 with events unread.
+    let same_group = ingest(&brokers, &prefix, &group, &data)
+        .arg("--until-idle")
+        .output()
+        .expect("run culla ingest");
+    if same_group.status.success() {
+        let summary = check(&data, &[&expected]).unwrap_or_else(|p| panic!("seed {seed}: {p}"));
+        assert_eq!(summary["events"], 3000, "seed {seed}: {summary}");
+    } else {
+        let err = text(&same_group);
+        assert!(
+            err.contains("not read to the end") && err.contains(&group),
+            "seed {seed}: {err}"
+        );
+        // tansu 0.6.0 gives a restarted member no partition while killed members of the
+        // group linger (docs/KAFKA.md, "Findings"): the rest is read in a new group.
+        ingest_until_idle(&brokers, &prefix, &unique("crash-final"), &data);
+    }
     let summary = check(&data, &[&expected]).unwrap_or_else(|p| panic!("seed {seed}: {p}"));
     // By construction: 3000 distinct events, 12 kinds × 5 = 60 dead letters.
     assert_eq!(summary["events"], 3000, "seed {seed}: {summary}");

@@ -381,7 +381,21 @@ pub struct KafkaSource {
     turn: usize,
     /// The context generation `next` and `parts` were built for.
     generation: u64,
+    /// The subscribed topics and the group, for `--until-idle`'s look at the partitions
+    /// this process does not hold.
+    topics: Vec<String>,
+    group: String,
+    /// Since when a partition held by no live reader of ours has been behind its end,
+    /// and when that was last asked.
+    unowned_behind: Option<Instant>,
+    others_asked: Option<Instant>,
 }
+
+/// How long `--until-idle` waits for a partition this process is not given (another
+/// member of the group holds it) to be committed to its end by someone: the session
+/// timeout (10 s) plus the rebalance timeout (`max.poll.interval.ms`, 30 s), after which
+/// a killed member's seat is free on a broker that expires members.
+const UNOWNED_WAIT: Duration = Duration::from_secs(45);
 
 /// One assigned partition, read through its own queue.
 struct PartitionReader {
@@ -483,6 +497,10 @@ impl KafkaSource {
             // A restarted process should not wait long for its dead predecessor's seat.
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
+            // Also the rebalance timeout the coordinator gives every member to rejoin: a
+            // killed member keeps its partitions (and a restarted one waits) until it
+            // expires, 300 s by default. The reader polls all the time, so 30 s is ample.
+            .set("max.poll.interval.ms", "30000")
             // Each partition has its own queue, and this bounds each: memory stays flat
             // whatever the backlog, and a partition not read (paused) stops being fetched.
             .set("queued.max.messages.kbytes", QUEUE_KBYTES.to_string())
@@ -523,7 +541,63 @@ impl KafkaSource {
             parts: Vec::new(),
             turn: 0,
             generation: 0,
+            topics: cfg.topics,
+            group: cfg.group,
+            unowned_behind: None,
+            others_asked: None,
         })
+    }
+
+    /// Whether every partition of the subscribed topics that this process does not hold
+    /// is committed to the tables up to its end (by another member, or earlier): what
+    /// makes `--until-idle` mean everything, not just this process's share. A partition
+    /// still behind after [`UNOWNED_WAIT`] is an error naming the group.
+    fn others_committed(&mut self) -> Result<bool> {
+        if self
+            .others_asked
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return Ok(false);
+        }
+        self.others_asked = Some(Instant::now());
+        let have = existing_topics(self.consumer.client(), &self.brokers)?;
+        let mut behind: Vec<String> = Vec::new();
+        for topic in &self.topics {
+            let Some(&n) = have.get(topic) else { continue };
+            for partition in 0..n as i32 {
+                if self.next.contains_key(&(topic.clone(), partition)) {
+                    continue;
+                }
+                let (low, high) = self
+                    .consumer
+                    .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
+                    .map_err(|e| {
+                        kafka_err(format!("cannot read the end of {topic}/{partition}"), e)
+                    })?;
+                let committed = (self.consumer.context().start_offsets)(topic, partition);
+                if committed.unwrap_or(low).max(low) < high {
+                    behind.push(format!("{topic}/{partition}"));
+                }
+            }
+        }
+        if behind.is_empty() {
+            self.unowned_behind = None;
+            return Ok(true);
+        }
+        let since = *self.unowned_behind.get_or_insert_with(Instant::now);
+        tracing::info!(
+            partitions = ?behind,
+            "waiting for partitions another member of the group holds"
+        );
+        if since.elapsed() >= UNOWNED_WAIT {
+            return Err(Error::BadInput(format!(
+                "--until-idle: {} not read to the end after {} s: another member of group {}                  holds them (a `culla ingest` still running in that group, or a stopped one                  whose seat did not expire); stop it or use another --group",
+                behind.join(", "),
+                UNOWNED_WAIT.as_secs(),
+                self.group
+            )));
+        }
+        Ok(false)
     }
 
     /// After a rebalance: rebuilds `next` from the new assignment and gives each
@@ -794,9 +868,9 @@ impl EventSource for KafkaSource {
         tracing::debug!(
             partitions = self.next.len(),
             ms = asked.elapsed().as_secs_f64() * 1e3,
-            "every partition read to its end"
+            "every assigned partition read to its end"
         );
-        Ok(true)
+        self.others_committed()
     }
 
     fn epoch(&self) -> Option<Epoch> {
