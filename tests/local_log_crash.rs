@@ -5,6 +5,10 @@
 //!
 //! Expected sets are built from the generated input (ids of the valid lines, count of
 //! bad lines), not from culla's output.
+//!
+//! The log's identity: a log deleted and produced into again is read from its start;
+//! a log cut short under the same identity stops ingest with one line, and the fix that
+//! line names brings the missing events in.
 
 use culla_ingest::deadletters;
 use culla_ingest::pipeline::stored_events;
@@ -138,4 +142,79 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     // Nothing left to clean up after the last, complete run.
     let (_, rep) = recover(&dir).unwrap();
     assert!(rep.is_clean(), "{rep:?}");
+}
+
+fn ingest(data: &Path) -> std::process::Output {
+    culla()
+        .args(["ingest", "--until-idle", "--data"])
+        .arg(data)
+        .output()
+        .unwrap()
+}
+
+fn stored_ids(data: &Path) -> BTreeSet<String> {
+    let stored = stored_events(&DataDir::new(data)).unwrap();
+    let ids: BTreeSet<String> = stored.iter().map(|e| e.event_id.clone()).collect();
+    assert_eq!(ids.len(), stored.len(), "an event stored twice");
+    ids
+}
+
+#[test]
+fn a_deleted_or_shortened_log_never_loses_events_in_silence() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let input = tmp.path().join("in.ndjson");
+    let id = |i: u32| format!("00000000-0000-4000-8000-{i:012x}");
+    produce(&data, &input, &(0..100).map(line).collect::<Vec<_>>());
+    let out = ingest(&data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stored_ids(&data), (0..100).map(id).collect());
+
+    // The whole log deleted, 30 new events produced: a new log, read from its start.
+    std::fs::remove_dir_all(data.join("log")).unwrap();
+    produce(&data, &input, &(100..130).map(line).collect::<Vec<_>>());
+    let out = ingest(&data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stored_ids(&data), (0..130).map(id).collect());
+
+    // The log's events deleted but its identity kept (a restore of an older copy):
+    // the 10 new events sit at offsets the tables have already read.
+    let topics: Vec<_> = std::fs::read_dir(data.join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert!(!topics.is_empty());
+    for t in topics {
+        std::fs::remove_dir_all(t).unwrap();
+    }
+    produce(&data, &input, &(130..140).map(line).collect::<Vec<_>>());
+    let out = ingest(&data);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exit 0 with events unread: {err}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("ends at offset"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("log-id"), "the line names the fix: {err}");
+    assert_eq!(stored_ids(&data).len(), 130);
+
+    // The fix it names: the log gets a new identity and is read from its start.
+    std::fs::remove_file(data.join("log").join("log-id")).unwrap();
+    let out = ingest(&data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stored_ids(&data), (0..140).map(id).collect());
 }

@@ -186,12 +186,12 @@ async fn caches_never_change_an_answer() {
     files.sort();
     let mut base_files: Vec<String> = culla_transform::PERSISTED_BASE
         .iter()
-        .map(|n| format!("{n}.parquet"))
+        .flat_map(|n| [format!("{n}.parquet"), format!("{n}.parquet.sum")])
         .collect();
     base_files.sort();
     assert_eq!(
         files, base_files,
-        "the base projections persisted, nothing else"
+        "the base projections persisted with their seals, nothing else"
     );
     // Warm: read back from the cache.
     assert_same("warm", &cached(&p, &opts).await, &want);
@@ -235,6 +235,30 @@ async fn caches_never_change_an_answer() {
     // A damaged persisted projection is recomputed, not trusted.
     std::fs::write(base[0].join("contact_base.parquet"), b"not parquet").unwrap();
     assert_same("damaged projection", &cached(&p, &opts).await, &want);
+    // Damage a footer does not show: bytes flipped in the middle of one file, another
+    // cut to half its length; both are recomputed and written whole again.
+    culla_transform::cache::wait_for_writes();
+    let flipped = base[0].join("profile_base.parquet");
+    let cut = base[0].join("referral_base.parquet");
+    let mut bytes = std::fs::read(&flipped).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 64] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&flipped, &bytes).unwrap();
+    let whole = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    assert!(!culla_transform::base_is_complete(&base[0]));
+    assert_same(
+        "flipped and cut projections",
+        &cached(&p, &opts).await,
+        &want,
+    );
+    culla_transform::cache::wait_for_writes();
+    assert!(
+        culla_transform::base_is_complete(&base[0]),
+        "rewritten whole"
+    );
 
     // Many added files: the copy is rebuilt for the new sequence.
     let (tail, rest): (Vec<String>, Vec<String>) =
@@ -302,8 +326,31 @@ async fn caches_never_change_an_answer() {
     }
     assert_same("damaged copy", &cached(&p, &opts).await, &want3);
     assert!(std::fs::metadata(&first).unwrap().len() > 1_000);
-    let types = std::fs::read_dir(&copy).unwrap().count();
+    let types = std::fs::read_dir(&copy)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "parquet")
+        })
+        .count();
     assert!(types >= 10, "one file per event type: {types}");
+    // Bytes flipped inside a copy's data pages, its footer intact: rebuilt too.
+    culla_transform::cache::wait_for_writes();
+    let mut bytes = std::fs::read(&first).unwrap();
+    let mid = bytes.len() / 3;
+    for b in &mut bytes[mid..mid + 64] {
+        *b ^= 0xa5;
+    }
+    std::fs::write(&first, &bytes).unwrap();
+    assert_same("flipped copy", &cached(&p, &opts).await, &want3);
+    assert_ne!(
+        std::fs::read(&first).unwrap(),
+        bytes,
+        "the copy was rebuilt"
+    );
 }
 
 /// With two sources, `warm_base` folds the base projections of both together and of

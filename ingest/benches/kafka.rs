@@ -64,7 +64,7 @@ fn child(spec: &str) {
         brokers: brokers.to_string(),
         group: group.to_string(),
         topics: topics(prefix),
-        start_offsets: pipeline::start_offsets(&dir, "kafka"),
+        start_offsets: pipeline::start_offsets(&dir),
     })
     .expect("connect the consumer");
     let opts = batch_options();

@@ -34,9 +34,8 @@ fn child(dir: &str) {
     common::init_logs();
     let topics: Vec<String> = ["calls", "chats", "referrals"].map(String::from).to_vec();
     let t = Instant::now();
-    let mut src =
-        LocalLogSource::open(dir.log_dir(), &topics, pipeline::start_offsets(&dir, "log"))
-            .expect("open the local log");
+    let mut src = LocalLogSource::open(dir.log_dir(), &topics, pipeline::start_offsets(&dir))
+        .expect("open the local log");
     let opts = batch_options();
     let s = pipeline::run(&mut src, &dir, &opts, &AtomicBool::new(false)).expect("ingest");
     report_child(&s, t.elapsed().as_secs_f64());

@@ -2,9 +2,12 @@
 //!
 //! [`KafkaSource`] is the [`EventSource`] of `culla ingest --brokers`: it joins a consumer
 //! group (several ingest processes split the partitions), and on every (re)assignment it
-//! seeks each partition to the offset the data directory's manifest says comes next
-//! ([`StartOffsets`]), or to the earliest offset when the manifest has never seen the
-//! partition. The broker's committed group offsets are written only as a hint for
+//! seeks each partition to the offset the data directory's tables say comes next for
+//! this cluster ([`StartOffsets`], origin `kafka-<cluster id>`), or to the earliest offset
+//! when the tables have never seen the partition. A partition whose end (the high
+//! watermark of the fetch responses) lies below that offset — the topic was deleted and
+//! created again, or the cluster replaced under the same id — stops ingest with one line:
+//! the events produced since would otherwise be skipped in silence. The broker's committed group offsets are written only as a hint for
 //! monitoring tools ([`EventSource::commit_hint`]); they never decide where reading starts,
 //! which is what makes a crash between "Parquet committed" and "offsets committed"
 //! harmless. Partitions taken away by a rebalance are reported in [`Polled::revoked`] so
@@ -240,9 +243,11 @@ struct Assignment {
     error: Option<String>,
 }
 
-/// Consumer callbacks: seeks assigned partitions to the manifest's offsets.
+/// Consumer callbacks: seeks assigned partitions to the tables' offsets.
 struct SourceContext {
     start_offsets: StartOffsets,
+    /// `kafka-<cluster id>`, set before the consumer subscribes.
+    origin: std::sync::OnceLock<String>,
     state: Mutex<Assignment>,
     /// Bumped at the start of every rebalance, before any partition is released, so a
     /// poll can drop what it read before one and the writer can refuse to commit rows
@@ -254,6 +259,10 @@ struct SourceContext {
 }
 
 impl SourceContext {
+    fn origin(&self) -> &str {
+        self.origin.get().map_or("kafka", String::as_str)
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, Assignment> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -302,7 +311,7 @@ impl ConsumerContext for SourceContext {
                 let mut started = BTreeMap::new();
                 let mut failure = None;
                 for (topic, partition) in parts {
-                    let start = (self.start_offsets)(&topic, partition);
+                    let start = (self.start_offsets)(self.origin(), &topic, partition);
                     // Seek a little before the start and drop what precedes it in `poll`:
                     // tansu 0.6.0 skips the whole batch holding a mid-batch fetch offset.
                     let offset = start.map_or(Offset::Beginning, |o| {
@@ -516,6 +525,7 @@ impl KafkaSource {
         let conf = with_overrides(conf)?;
         let context = SourceContext {
             start_offsets: cfg.start_offsets,
+            origin: std::sync::OnceLock::new(),
             state: Mutex::new(Assignment::default()),
             generation: Arc::new(AtomicU64::new(0)),
             highs: Mutex::new(BTreeMap::new()),
@@ -524,6 +534,12 @@ impl KafkaSource {
             .create_with_context(context)
             .map_err(|e| kafka_err(format!("cannot create a consumer for {}", cfg.brokers), e))?;
         let have = existing_topics(consumer.client(), &cfg.brokers)?;
+        let cluster = consumer.client().fetch_cluster_id(REQUEST_TIMEOUT);
+        let origin = cluster_origin(cluster.as_deref());
+        if cluster.is_none() {
+            tracing::warn!(brokers = %cfg.brokers, "the cluster did not tell its id; offsets are recorded as {origin}");
+        }
+        let _ = consumer.context().origin.set(origin);
         for t in &cfg.topics {
             if !have.contains_key(t) {
                 tracing::warn!(topic = %t, "Kafka topic does not exist yet; it is read once it appears");
@@ -574,7 +590,8 @@ impl KafkaSource {
                     .map_err(|e| {
                         kafka_err(format!("cannot read the end of {topic}/{partition}"), e)
                     })?;
-                let committed = (self.consumer.context().start_offsets)(topic, partition);
+                let ctx = self.consumer.context();
+                let committed = (ctx.start_offsets)(ctx.origin(), topic, partition);
                 if committed.unwrap_or(low).max(low) < high {
                     behind.push(format!("{topic}/{partition}"));
                 }
@@ -730,15 +747,66 @@ const BUFFER_BYTES: usize = 4 << 20;
 /// How long a poll waits on the consumer's queue before looking at the partitions' again.
 const WAIT_STEP: Duration = Duration::from_millis(5);
 
+/// `kafka-<cluster id>`, the id kept to the characters of Kafka's own ids.
+fn cluster_origin(cluster: Option<&str>) -> String {
+    match cluster {
+        Some(id) if !id.is_empty() => {
+            let id: String = id
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            format!("kafka-{id}")
+        }
+        _ => "kafka".to_string(),
+    }
+}
+
+impl KafkaSource {
+    /// Fails when an assigned partition ends, as a fetch response after the assignment
+    /// reported it, before the offset the tables have read it up to.
+    fn check_not_short(&self) -> Result<()> {
+        let ctx = self.consumer.context();
+        let (starts, assigned_at) = {
+            let st = ctx.state();
+            (st.partitions.clone(), st.assigned_at)
+        };
+        let Some(assigned_at) = assigned_at else {
+            return Ok(());
+        };
+        let fresh_after = assigned_at + 3 * STATS_INTERVAL;
+        let highs = ctx.highs.lock().unwrap_or_else(PoisonError::into_inner);
+        for ((topic, partition), start) in &starts {
+            if let (Some(start), Some(&(high, seen))) =
+                (start, highs.get(&(topic.clone(), *partition)))
+                && seen >= fresh_after
+                && high < *start
+            {
+                return Err(Error::BadInput(format!(
+                    "Kafka partition {topic}/{partition} on {} ends at offset {high}, but the tables have read it up to offset {start}: the topic was deleted and created again (or the cluster replaced under the same id), and what was produced to it since would be skipped; ingest it into a new data directory (--data)",
+                    self.brokers
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl EventSource for KafkaSource {
-    fn origin(&self) -> &'static str {
-        "kafka"
+    fn origin(&self) -> &str {
+        self.consumer.context().origin()
     }
 
     fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled> {
         let deadline = Instant::now() + timeout;
         let mut messages: Vec<Message> = Vec::with_capacity(max.min(8192));
         self.serve(Duration::ZERO)?;
+        self.check_not_short()?;
         let mut batch_generation = self.generation;
         loop {
             let room = max - messages.len();

@@ -7,6 +7,12 @@
 //! line in the partition (0-based, across segments); its partition is the FNV-1a hash of
 //! its key modulo the number of partitions, so one family's events stay in order.
 //!
+//! `DIR/log/log-id` names the log (a random id written when the log is first opened):
+//! ingest records it with every committed offset ([`EventSource::origin`] `log-<id>`),
+//! so a log deleted and produced into again is a new log, read from its start, and a
+//! log shorter than the offsets the tables have read from it is refused
+//! ([`LocalLogSource::open`]) instead of being skipped up to them.
+//!
 //! [`LocalLogSink`] appends (one writer at a time, guarded by `DIR/log/.write.lock`),
 //! rolls to a new segment past a size, and fsyncs on [`EventSink::flush`]. A crash can
 //! leave a torn last line (no trailing newline): [`LocalLogSource`] never consumes a line
@@ -110,6 +116,57 @@ pub fn list_topics(log_dir: &Path) -> Result<Vec<String>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// The name of the file holding a log's identity, in the log directory.
+pub const LOG_ID_FILE: &str = "log-id";
+
+/// The identity of the log in `log_dir`, created (and the directory with it) when the
+/// log has none yet. Two processes opening a new log at once agree on one id: the id is
+/// published with a hard link, which fails when the name exists.
+pub fn log_id(log_dir: &Path) -> Result<String> {
+    let path = log_dir.join(LOG_ID_FILE);
+    let read = |path: &Path| -> Result<Option<String>> {
+        match fs::read_to_string(path) {
+            Ok(s) => {
+                let id = s.trim();
+                if id.is_empty()
+                    || id.len() > 64
+                    || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                {
+                    return Err(Error::BadInput(format!(
+                        "the local log's identity {} is damaged; delete it, and the log is read from its start as a new one",
+                        path.display()
+                    )));
+                }
+                Ok(Some(id.to_string()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", path)(e)),
+        }
+    };
+    if let Some(id) = read(&path)? {
+        return Ok(id);
+    }
+    fs::create_dir_all(log_dir).map_err(io_err("create", log_dir))?;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let tmp = log_dir.join(format!(".log-id-{id}.tmp"));
+    fs::write(&tmp, format!("{id}\n")).map_err(io_err("write", &tmp))?;
+    File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err("sync", &tmp))?;
+    let linked = fs::hard_link(&tmp, &path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            sync_dir(log_dir)?;
+            Ok(id)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            read(&path)?.ok_or_else(|| Error::BadInput(format!("{} vanished", path.display())))
+        }
+        Err(e) => Err(io_err("create", &path)(e)),
+    }
 }
 
 fn check_topic_name(topic: &str) -> Result<()> {
@@ -287,6 +344,7 @@ impl LocalLogSink {
             }
             Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", &lp)(e)),
         }
+        log_id(&log_dir)?;
         Ok(LocalLogSink {
             log_dir,
             default_partitions,
@@ -411,6 +469,8 @@ enum Line {
 }
 
 impl ReadPartition {
+    /// Opens the partition at `start`; a partition that ends before `start` is an error
+    /// (the log was truncated or replaced, see the module documentation).
     fn new(topic: &str, partition: i32, dir: PathBuf, start: Option<i64>) -> Result<ReadPartition> {
         let mut rp = ReadPartition {
             topic: topic.to_string(),
@@ -421,7 +481,17 @@ impl ReadPartition {
             line: Vec::new(),
             paused: false,
         };
-        rp.seek_to(start.unwrap_or(0).max(0))?;
+        let start = start.unwrap_or(0).max(0);
+        rp.seek_to(start)?;
+        if rp.next_offset < start {
+            let log_dir = rp.dir.parent().and_then(Path::parent).unwrap_or(&rp.dir);
+            return Err(Error::BadInput(format!(
+                "the local log {} ends at offset {} of {topic}/{partition}, but the tables have read this log up to offset {start}: it was cut short or restored from an older copy, and what was written to it since would be skipped; to read it from its start as a new log, delete {} (events already stored are known by their event_id and kept once)",
+                log_dir.display(),
+                rp.next_offset,
+                log_dir.join(LOG_ID_FILE).display()
+            )));
+        }
         Ok(rp)
     }
 
@@ -429,9 +499,9 @@ impl ReadPartition {
     fn seek_to(&mut self, offset: i64) -> Result<()> {
         let segs = list_segments(&self.dir)?;
         let Some((first, path)) = segs.iter().rev().find(|(f, _)| *f <= offset).cloned() else {
-            // Nothing written yet (or the log starts later): wait at the first segment.
+            // Nothing written yet: wait at the first segment.
             self.reader = None;
-            self.next_offset = segs.first().map_or(offset, |(f, _)| (*f).max(offset));
+            self.next_offset = segs.first().map_or(0, |(f, _)| (*f).min(offset));
             return Ok(());
         };
         let f = File::open(&path).map_err(io_err("open", &path))?;
@@ -539,9 +609,10 @@ impl ReadPartition {
     }
 }
 
-/// Reads the local log (`culla ingest` without `--brokers`); origin `"log"`.
+/// Reads the local log (`culla ingest` without `--brokers`); origin `log-<id>`.
 pub struct LocalLogSource {
     log_dir: PathBuf,
+    origin: String,
     topics: Vec<String>,
     start: StartOffsets,
     parts: Vec<ReadPartition>,
@@ -551,7 +622,8 @@ pub struct LocalLogSource {
 
 impl LocalLogSource {
     /// Reads `topics` of the log in `log_dir` (`DIR/log`), each partition from
-    /// `start(topic, partition)` (the manifest's next offset) or its beginning.
+    /// `start(origin, topic, partition)` (the tables' next offset) or its beginning.
+    /// Fails when a partition ends before its start offset.
     pub fn open(
         log_dir: impl Into<PathBuf>,
         topics: &[String],
@@ -560,8 +632,11 @@ impl LocalLogSource {
         for t in topics {
             check_topic_name(t)?;
         }
+        let log_dir = log_dir.into();
+        let origin = format!("log-{}", log_id(&log_dir)?);
         let mut s = LocalLogSource {
-            log_dir: log_dir.into(),
+            log_dir,
+            origin,
             topics: topics.to_vec(),
             start,
             parts: Vec::new(),
@@ -582,7 +657,7 @@ impl LocalLogSource {
                 continue;
             };
             for p in 0..meta.partitions as i32 {
-                let start = (self.start)(&t, p);
+                let start = (self.start)(&self.origin, &t, p);
                 let dir = self.log_dir.join(&t).join(p.to_string());
                 self.parts.push(ReadPartition::new(&t, p, dir, start)?);
             }
@@ -609,8 +684,8 @@ impl EventSource for LocalLogSource {
         Ok(())
     }
 
-    fn origin(&self) -> &'static str {
-        "log"
+    fn origin(&self) -> &str {
+        &self.origin
     }
 
     fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled> {
@@ -695,7 +770,7 @@ impl EventSource for LocalLogSource {
     }
 
     fn commit_hint(&mut self, _next_offsets: &[(String, i32, i64)]) -> Result<()> {
-        // The manifest is the only record of progress for the local log.
+        // The tables' transactions are the only record of progress for the local log.
         Ok(())
     }
 }
@@ -706,7 +781,7 @@ mod tests {
     use std::sync::Arc;
 
     fn from_start() -> StartOffsets {
-        Arc::new(|_, _| None)
+        Arc::new(|_, _, _| None)
     }
 
     fn drain(src: &mut LocalLogSource) -> Vec<Message> {
@@ -760,7 +835,7 @@ mod tests {
         }
         assert!(src.caught_up().unwrap());
         // Start in the middle: the right segment is found by name.
-        let mid: StartOffsets = Arc::new(|_, p| if p == 0 { Some(7) } else { Some(0) });
+        let mid: StartOffsets = Arc::new(|_, _, p| if p == 0 { Some(7) } else { Some(0) });
         let mut src = LocalLogSource::open(&log, &["calls".into()], mid).unwrap();
         let all2 = drain(&mut src);
         let first0 = all2.iter().find(|m| m.partition == 0).unwrap();
@@ -798,5 +873,36 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].offset, 2);
         assert_eq!(got[0].payload, b"three");
+    }
+
+    #[test]
+    fn a_log_has_one_identity_and_a_short_log_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("log");
+        let reader = LocalLogSource::open(&log, &["chats".into()], from_start()).unwrap();
+        {
+            let mut sink = LocalLogSink::open(&log, 1).unwrap();
+            for m in [b"a", b"b", b"c"] {
+                sink.send("chats", b"k", m).unwrap();
+            }
+        }
+        // The reader created the id before the first message; the writer kept it.
+        assert_eq!(reader.origin(), format!("log-{}", log_id(&log).unwrap()));
+        assert_eq!(log_id(&log).unwrap(), log_id(&log).unwrap());
+        let past_end: StartOffsets = Arc::new(|_, _, _| Some(5));
+        let err = LocalLogSource::open(&log, &["chats".into()], past_end.clone())
+            .err()
+            .expect("a log shorter than the committed offset is refused");
+        let msg = err.to_string();
+        assert!(msg.contains("ends at offset 3 of chats/0"), "{msg}");
+        assert!(msg.contains("up to offset 5"), "{msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+        // A partition with no segment at all is just as short.
+        fs::remove_dir_all(log.join("chats/0")).unwrap();
+        assert!(LocalLogSource::open(&log, &["chats".into()], past_end).is_err());
+        // The fix the message names: a new identity, read from the start.
+        fs::remove_dir_all(&log).unwrap();
+        let fresh = LocalLogSource::open(&log, &["chats".into()], from_start()).unwrap();
+        assert_ne!(fresh.origin(), reader.origin());
     }
 }

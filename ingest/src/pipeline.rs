@@ -175,14 +175,13 @@ impl fmt::Display for IngestSummary {
     }
 }
 
-/// A [`StartOffsets`] reading the manifest of `dir` for `origin` at each call, so a
-/// partition assigned late (a Kafka rebalance) starts at the latest committed offset.
-/// It reads under the commit lock ([`files::commit_lock`]): never in the middle of
-/// another writer's commit.
-pub fn start_offsets(dir: &DataDir, origin: &'static str) -> StartOffsets {
+/// A [`StartOffsets`] reading the tables of `dir` at each call, so a partition assigned
+/// late (a Kafka rebalance) starts at the latest committed offset. It reads under the
+/// commit lock ([`files::commit_lock`]): never in the middle of another writer's commit.
+pub fn start_offsets(dir: &DataDir) -> StartOffsets {
     let dir = dir.clone();
     let snap = Arc::new(Mutex::new(Snapshot::default()));
-    Arc::new(move |topic: &str, partition: i32| {
+    Arc::new(move |origin: &str, topic: &str, partition: i32| {
         let mut s = match snap.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
@@ -1539,8 +1538,8 @@ mod tests {
     }
 
     impl EventSource for Recorder {
-        fn origin(&self) -> &'static str {
-            "log"
+        fn origin(&self) -> &str {
+            "log-test"
         }
         fn poll(&mut self, _: usize, _: Duration) -> Result<crate::source::Polled> {
             Ok(crate::source::Polled::default())

@@ -3,8 +3,14 @@
 //! [`crate::pipeline::run`] only sees an [`EventSource`]: it polls [`Message`]s, learns
 //! which partitions were taken away by a rebalance, and asks whether everything assigned
 //! has been read (`--until-idle`). Where each partition starts is decided by the
-//! manifest ([`StartOffsets`]), never by the broker: the broker's committed offsets are
-//! only a hint for monitoring tools.
+//! tables' transactions ([`StartOffsets`]), never by the broker: the broker's committed
+//! offsets are only a hint for monitoring tools.
+//!
+//! Every source names the log it reads ([`EventSource::origin`]): `log-<id>` for an
+//! embedded log (its `log-id` file), `kafka-<cluster id>` for a Kafka cluster. The
+//! origin is part of each committed offset, so a log that was deleted and started anew
+//! is read from its beginning instead of from the old log's offsets, and a log that is
+//! shorter than what the tables have read from it stops ingest with one line.
 //!
 //! A source whose partitions can be taken away (Kafka) also shares an [`Epoch`]: a
 //! counter it bumps at the very start of every rebalance, before the partitions are
@@ -29,8 +35,9 @@ pub struct Message {
     pub payload: Vec<u8>,
 }
 
-/// Where to start reading a partition: the manifest's next offset, or None (= earliest).
-pub type StartOffsets = std::sync::Arc<dyn Fn(&str, i32) -> Option<i64> + Send + Sync>;
+/// Where to start reading a partition of a log: `(origin, topic, partition)` → the
+/// tables' next offset for it, or None (= earliest).
+pub type StartOffsets = std::sync::Arc<dyn Fn(&str, &str, i32) -> Option<i64> + Send + Sync>;
 
 /// What one poll returned.
 #[derive(Debug, Clone, Default)]
@@ -48,8 +55,9 @@ pub type Epoch = std::sync::Arc<std::sync::atomic::AtomicU64>;
 
 /// A readable event log. Implementations seek each newly assigned partition with `StartOffsets`.
 pub trait EventSource: Send {
-    /// `"kafka"` or `"log"` (`OffsetRange.origin` in the tables' transactions).
-    fn origin(&self) -> &'static str;
+    /// The log read: `log-<id>` or `kafka-<cluster id>` (`OffsetRange.origin` in the
+    /// tables' transactions).
+    fn origin(&self) -> &str;
     /// Returns up to `max` messages, waiting at most `timeout` when none is ready.
     fn poll(&mut self, max: usize, timeout: std::time::Duration) -> Result<Polled>;
     /// The partitions currently assigned to this reader.

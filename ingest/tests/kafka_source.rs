@@ -57,7 +57,7 @@ fn source(brokers: &str, topic: &str, group: &str, start: BTreeMap<i32, i64>) ->
         brokers: brokers.to_string(),
         group: group.to_string(),
         topics: vec![topic.to_string()],
-        start_offsets: Arc::new(move |_, p| start.get(&p).copied()),
+        start_offsets: Arc::new(move |_, _, p| start.get(&p).copied()),
     })
     .expect("connect the consumer")
 }
@@ -98,7 +98,8 @@ fn reads_everything_once_then_resumes_where_the_manifest_says() {
 
     // A fresh data directory (no manifest offsets) reads from the earliest offset.
     let mut src = source(&brokers, &topic, &unique("g1"), BTreeMap::new());
-    assert_eq!(src.origin(), "kafka");
+    // The cluster's id names the log in the tables' transactions.
+    assert!(src.origin().starts_with("kafka-"), "{}", src.origin());
     let all = drain(&mut src);
     assert_eq!(all.len(), 600, "every message once");
     let got: BTreeSet<Vec<u8>> = all.iter().map(|m| m.payload.clone()).collect();
@@ -316,7 +317,7 @@ fn kafka_partitions_read_in_step_write_fewer_files_and_every_event_once() {
             brokers: brokers.clone(),
             group: unique("pace"),
             topics: vec![calls, chats],
-            start_offsets: pipeline::start_offsets(&dir, "kafka"),
+            start_offsets: pipeline::start_offsets(&dir),
         })
         .expect("connect the consumer");
         let opts = IngestOptions {
@@ -336,4 +337,25 @@ fn kafka_partitions_read_in_step_write_fewer_files_and_every_event_once() {
         files.push(s.files);
     }
     common::assert_fewer_files(files[0], files[1]);
+}
+
+#[test]
+fn a_partition_shorter_than_the_tables_offsets_stops_the_reader() {
+    let brokers = brokers();
+    let topic = unique("short");
+    ensure_topics(&brokers, &[&topic], 1).expect("create the topic");
+    send(&brokers, &topic, 20);
+    // The tables say 500 were read: the topic was deleted and created again.
+    let mut src = source(&brokers, &topic, &unique("g"), BTreeMap::from([(0, 500)]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let err = loop {
+        match src.poll(1_000, Duration::from_millis(200)) {
+            Ok(p) => assert!(p.messages.is_empty(), "nothing at or past 500 exists"),
+            Err(e) => break e.to_string(),
+        }
+        assert!(Instant::now() < deadline, "no error after 60 s");
+    };
+    assert!(err.contains(&format!("{topic}/0")), "{err}");
+    assert!(err.contains("ends at offset 20"), "{err}");
+    assert!(err.contains("up to offset 500"), "{err}");
 }

@@ -67,7 +67,7 @@ fn put(dir: &DataDir, lines: &[String]) {
 fn ingest(dir: &DataDir, max_file_bytes: usize) -> IngestSummary {
     let topics: Vec<String> = ["calls", "chats", "referrals"].map(String::from).to_vec();
     let mut src =
-        LocalLogSource::open(dir.log_dir(), &topics, pipeline::start_offsets(dir, "log")).unwrap();
+        LocalLogSource::open(dir.log_dir(), &topics, pipeline::start_offsets(dir)).unwrap();
     let opts = IngestOptions {
         until_idle: true,
         max_file_bytes,
@@ -419,7 +419,7 @@ fn ingest_paced(dir: &DataDir, pace: bool) -> IngestSummary {
 fn ingest_paced_until(dir: &DataDir, pace: bool, stop: &AtomicBool) -> IngestSummary {
     let topics: Vec<String> = ["calls", "chats"].map(String::from).to_vec();
     let mut src =
-        LocalLogSource::open(dir.log_dir(), &topics, pipeline::start_offsets(dir, "log")).unwrap();
+        LocalLogSource::open(dir.log_dir(), &topics, pipeline::start_offsets(dir)).unwrap();
     let opts = IngestOptions {
         until_idle: true,
         max_file_bytes: 30_000,

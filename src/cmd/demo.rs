@@ -113,7 +113,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             "chats".to_string(),
             "referrals".to_string(),
         ],
-        pipeline::start_offsets(&dir, "log"),
+        pipeline::start_offsets(&dir),
     )?;
     let opts = IngestOptions {
         until_idle: true,

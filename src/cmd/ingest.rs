@@ -188,13 +188,13 @@ pub fn run_ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
                 brokers: b.clone(),
                 group: a.group.clone(),
                 topics,
-                start_offsets: pipeline::start_offsets(&dir, "kafka"),
+                start_offsets: pipeline::start_offsets(&dir),
             },
         )?),
         None => Box::new(LocalLogSource::open(
             dir.log_dir(),
             &topics,
-            pipeline::start_offsets(&dir, "log"),
+            pipeline::start_offsets(&dir),
         )?),
     };
     let ingesting = AtomicBool::new(true);

@@ -100,8 +100,9 @@ pub fn projection_seq(name: &str) -> Option<u64> {
 
 /// The persisted rows of a view with schema `view_schema`, as a table DataFusion scans
 /// directly (only the columns and row groups a question needs, on every core), if
-/// `file` is there and its footer has exactly the view's columns and types; `None`
-/// otherwise (the caller computes the rows instead).
+/// `file` is there, whole (its seal checks, [`crate::sealed::check`]) and its footer has
+/// exactly the view's columns and types; `None` otherwise (the caller computes the rows
+/// instead, and they are written again).
 ///
 /// With `views`, string columns are read as string views (`Utf8View`, see `nullable`):
 /// only when every base projection is read from its file, so no fold mixes them with
@@ -111,6 +112,13 @@ pub fn persisted_table(
     view_schema: &Schema,
     views: bool,
 ) -> Option<Arc<dyn TableProvider>> {
+    if let Err(e) = crate::sealed::check(file) {
+        // Missing, half-written or damaged: computed again and rewritten.
+        if file.exists() {
+            tracing::warn!(error = %e, "persisted projection damaged; it is computed again");
+        }
+        return None;
+    }
     let f = std::fs::File::open(file).ok()?;
     let footer = ParquetRecordBatchReaderBuilder::try_new(f).ok()?;
     let stored = footer.schema();
@@ -317,7 +325,7 @@ pub fn lower_priority() {
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Writes `batches` (with the view's schema `schema`) to `path` through a temporary file
-/// in the same directory, renamed into place once complete.
+/// in the same directory, sealed ([`crate::sealed`]) and renamed into place once complete.
 fn write_file(
     name: &str,
     schema: &SchemaRef,
@@ -332,20 +340,25 @@ fn write_file(
     static WRITE_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let seq = WRITE_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(".tmp-{}-{seq}-{name}", std::process::id()));
-    let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-    let props = culla_schemas::layout::parquet_writer_properties()
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build();
-    let mut w = ArrowWriter::try_new(std::io::BufWriter::new(file), schema.clone(), Some(props))
-        .map_err(|e| e.to_string())?;
-    for b in batches {
-        w.write(b).map_err(|e| e.to_string())?;
-    }
-    w.close().map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, path).map_err(|e| {
+    let written = (|| -> std::result::Result<(), String> {
+        let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+        let props = culla_schemas::layout::parquet_writer_properties()
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .build();
+        let out = crate::sealed::SealWriter::new(std::io::BufWriter::new(file));
+        let mut w =
+            ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(|e| e.to_string())?;
+        for b in batches {
+            w.write(b).map_err(|e| e.to_string())?;
+        }
+        let (buf, len, hash) = w.into_inner().map_err(|e| e.to_string())?.finish();
+        let file = buf.into_inner().map_err(|e| e.to_string())?;
+        crate::sealed::seal(file, &tmp, path, len, hash).map_err(|e| e.to_string())
+    })();
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        e.to_string()
-    })
+    }
+    written
 }
 
 #[async_trait]

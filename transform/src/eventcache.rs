@@ -16,8 +16,9 @@
 //! the number of files in the copy, checked on every use. When later commits only added event files (streaming ingest),
 //! a reader uses the copy plus those few files read into memory; when a commit removed
 //! event files (compaction, recovery), or the additions are many, the copy is rebuilt.
-//! Anything unexpected (a read-only directory, a damaged copy, a missing file) makes the
-//! reader fall back to listing the partitions, as without a cache; `CULLA_CACHE=off`
+//! Every file of a copy is sealed ([`crate::sealed`]) and checked whole before use; a
+//! damaged copy is rebuilt. Anything else unexpected (a read-only directory, a missing
+//! table file) makes the reader fall back to the table's files, as without a cache; `CULLA_CACHE=off`
 //! does the same on purpose. Stale copies are deleted by [`cleanup`] when no reader
 //! holds the data directory's read lock.
 
@@ -188,8 +189,9 @@ fn reuse(
     }))
 }
 
-/// (sequence, latest event µs) of a copy, after checking every file's footer: the
-/// same sequence, the row count it recorded, and the number of files it was made with.
+/// (sequence, latest event µs) of a copy, after checking every file: whole (its seal,
+/// [`crate::sealed::check`]), and in its footer the same sequence, the row count it
+/// recorded, and the number of files it was made with.
 fn read_copy(dir: &Path) -> Result<(u64, Option<i64>), String> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(|e| format!("list {}: {e}", dir.display()))?
@@ -201,6 +203,7 @@ fn read_copy(dir: &Path) -> Result<(u64, Option<i64>), String> {
     let mut seq = None;
     let mut max_at: Option<i64> = None;
     for path in &files {
+        crate::sealed::check(path)?;
         let (s, n, m) = read_footer(path)?;
         if n != files.len() {
             return Err(format!("{} files, made with {n}", files.len()));
@@ -373,7 +376,15 @@ fn split_by_type(b: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, String> 
         .collect()
 }
 
-type CopyWriter = ArrowWriter<std::io::BufWriter<fs::File>>;
+type CopyWriter = ArrowWriter<crate::sealed::SealWriter<std::io::BufWriter<fs::File>>>;
+
+/// The `i`-th file of a copy, and the name it is written under until sealed.
+fn copy_file(dir: &Path, i: usize) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("{i:03}.parquet")),
+        dir.join(format!(".{i:03}.parquet.part")),
+    )
+}
 
 fn write_copy(
     dir: &DataDir,
@@ -394,11 +405,11 @@ fn write_copy(
             let i = match writers.iter().position(|(k, ..)| *k == t) {
                 Some(i) => i,
                 None => {
-                    let path = tmp.join(format!("{:03}.parquet", writers.len()));
+                    let (_, path) = copy_file(tmp, writers.len());
                     let file = fs::File::create(&path)
                         .map_err(|e| format!("create {}: {e}", path.display()))?;
                     let w = ArrowWriter::try_new(
-                        std::io::BufWriter::new(file),
+                        crate::sealed::SealWriter::new(std::io::BufWriter::new(file)),
                         schema.clone(),
                         Some(props.clone()),
                     )
@@ -459,7 +470,7 @@ fn write_copy(
     }
     let files = writers.len();
     let mut latest: Option<i64> = None;
-    for (_, mut w, n, max_at) in writers {
+    for (i, (_, mut w, n, max_at)) in writers.into_iter().enumerate() {
         latest = latest.max(max_at);
         for (k, v) in [
             (KEY_SEQ, Some(seq.to_string())),
@@ -471,11 +482,13 @@ fn write_copy(
                 w.append_key_value_metadata(KeyValue::new(k.to_string(), v));
             }
         }
-        let mut inner = w.into_inner().map_err(|e| e.to_string())?;
-        use std::io::Write;
-        inner
-            .flush()
+        let (buf, len, hash) = w.into_inner().map_err(|e| e.to_string())?.finish();
+        let file = buf
+            .into_inner()
             .map_err(|e| format!("write {}: {e}", tmp.display()))?;
+        let (dest, part) = copy_file(tmp, i);
+        crate::sealed::seal(file, &part, &dest, len, hash)
+            .map_err(|e| format!("write {}: {e}", dest.display()))?;
     }
     Ok(latest)
 }

@@ -32,6 +32,7 @@
 pub mod cache;
 pub mod eventcache;
 pub mod percentile;
+pub mod sealed;
 pub mod stats;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -291,11 +292,12 @@ async fn warm_base_of(
     Ok(())
 }
 
-/// Whether `dir` (a base-projection directory) holds every file of [`PERSISTED_BASE`].
+/// Whether `dir` (a base-projection directory) holds every file of [`PERSISTED_BASE`],
+/// each whole ([`sealed::check`]).
 pub fn base_is_complete(dir: &Path) -> bool {
     PERSISTED_BASE
         .iter()
-        .all(|name| dir.join(format!("{name}.parquet")).is_file())
+        .all(|name| sealed::check(&dir.join(format!("{name}.parquet"))).is_ok())
 }
 
 /// Whether `DIR/events` holds at least one Parquet file.
