@@ -51,6 +51,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    cmd::private_by_default();
     let cli = Cli::parse();
     // Long runs that free a commit's worth of rows at a time (ingest, compaction, the
     // demo, the server) return freed memory promptly; a question or a report is short,

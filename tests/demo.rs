@@ -63,4 +63,34 @@ fn demo_runs_the_whole_job_and_loses_nothing() {
         assert!(html.contains(&format!("<html lang=\"{lang}\">")));
         assert_eq!(html.matches("<path class=\"nil\"").count(), 88);
     }
+
+    // Private by default: nothing under the data directory is readable by anyone but
+    // its user (tables, commits, log, dead letters, caches); the published reports are.
+    use std::os::unix::fs::PermissionsExt;
+    let mut seen = (0, 0);
+    let mut stack = vec![out.join("data")];
+    while let Some(d) = stack.pop() {
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", d.display());
+        seen.0 += 1;
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{}", p.display());
+                seen.1 += 1;
+            }
+        }
+    }
+    assert!(
+        seen.0 > 300 && seen.1 > 600,
+        "every folder and file looked at: {seen:?}"
+    );
+    let report = out.join("report-2023-it.html");
+    assert_eq!(
+        std::fs::metadata(report).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
 }

@@ -218,3 +218,72 @@ fn a_deleted_or_shortened_log_never_loses_events_in_silence() {
     );
     assert_eq!(stored_ids(&data), (0..140).map(id).collect());
 }
+
+#[test]
+fn only_the_contract_is_stored_and_dropped_fields_are_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let input = tmp.path().join("in.ndjson");
+    let lines: Vec<String> = (0..20)
+        .map(|i| {
+            let mut v: serde_json::Value = serde_json::from_str(&line(i)).unwrap();
+            v["simulated"] = true.into();
+            if i % 4 == 0 {
+                v["note"] = "Maria Rossi via Padova 12".into();
+                v["queue"] = "q1".into();
+            }
+            v.to_string()
+        })
+        .collect();
+    produce(&data, &input, &lines);
+    let out = ingest(&data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("fields not in the contract, dropped: note 5, queue 5"),
+        "{said}"
+    );
+    // The commit records the counts too.
+    let mut log = String::new();
+    for e in std::fs::read_dir(data.join("events/_delta_log")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            log.push_str(&std::fs::read_to_string(p).unwrap());
+        }
+    }
+    assert!(log.contains("\"dropped_field:note\":5"), "{log}");
+    assert!(!log.contains("Padova"));
+
+    let sql = |q: &str| {
+        let out = culla()
+            .args(["sql", "--format", "csv", "--data"])
+            .arg(&data)
+            .arg(q)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let all = sql("SELECT * FROM events");
+    assert!(!all.contains("Padova") && !all.contains("q1"), "{all}");
+    let header = all.lines().next().unwrap();
+    for gone in ["raw", "extra", "note", "queue"] {
+        assert!(!header.split(',').any(|c| c == gone), "{header}");
+    }
+    assert_eq!(
+        sql("SELECT count(*) AS n FROM events WHERE simulated").trim(),
+        "n\n20"
+    );
+}

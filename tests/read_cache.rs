@@ -93,6 +93,31 @@ async fn direct(p: &Params, opts: &ProjectionOptions) -> Vec<(String, RecordBatc
     answers(&ctx, &scope, p).await
 }
 
+/// The stem of a sealed cache file's name (`need_base-<16 hex>.parquet` → `need_base`).
+fn sealed_stem(name: &str) -> String {
+    let (stem, hex) = name
+        .strip_suffix(".parquet")
+        .and_then(|n| n.rsplit_once('-'))
+        .unwrap_or_else(|| panic!("not a sealed cache file: {name}"));
+    assert!(
+        hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{name}"
+    );
+    stem.to_string()
+}
+
+/// The one sealed file of `stem` in `dir`.
+fn sealed_file(dir: &Path, stem: &str) -> PathBuf {
+    let found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| sealed_stem(&p.file_name().unwrap().to_string_lossy()) == stem)
+        .collect();
+    assert_eq!(found.len(), 1, "{stem} in {}: {found:?}", dir.display());
+    found.into_iter().next().unwrap()
+}
+
 /// The cache's entries: consolidated copies and base-projection directories, each
 /// sorted.
 fn cache_entries(data: &Path) -> (Vec<String>, Vec<PathBuf>) {
@@ -181,17 +206,17 @@ async fn caches_never_change_an_answer() {
     let mut files: Vec<String> = std::fs::read_dir(&base[0])
         .unwrap()
         .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
+        .map(|e| sealed_stem(&e.file_name().to_string_lossy()))
         .collect();
     files.sort();
     let mut base_files: Vec<String> = culla_transform::PERSISTED_BASE
         .iter()
-        .flat_map(|n| [format!("{n}.parquet"), format!("{n}.parquet.sum")])
+        .map(|n| n.to_string())
         .collect();
     base_files.sort();
     assert_eq!(
         files, base_files,
-        "the base projections persisted with their seals, nothing else"
+        "the base projections persisted, sealed, nothing else"
     );
     // Warm: read back from the cache.
     assert_same("warm", &cached(&p, &opts).await, &want);
@@ -233,13 +258,13 @@ async fn caches_never_change_an_answer() {
     assert_eq!(cache_entries(data.path()).1, base);
 
     // A damaged persisted projection is recomputed, not trusted.
-    std::fs::write(base[0].join("contact_base.parquet"), b"not parquet").unwrap();
+    std::fs::write(sealed_file(&base[0], "contact_base"), b"not parquet").unwrap();
     assert_same("damaged projection", &cached(&p, &opts).await, &want);
     // Damage a footer does not show: bytes flipped in the middle of one file, another
     // cut to half its length; both are recomputed and written whole again.
     culla_transform::cache::wait_for_writes();
-    let flipped = base[0].join("profile_base.parquet");
-    let cut = base[0].join("referral_base.parquet");
+    let flipped = sealed_file(&base[0], "profile_base");
+    let cut = sealed_file(&base[0], "referral_base");
     let mut bytes = std::fs::read(&flipped).unwrap();
     let mid = bytes.len() / 2;
     for b in &mut bytes[mid..mid + 64] {
@@ -319,12 +344,13 @@ async fn caches_never_change_an_answer() {
 
     // A damaged copy is rebuilt.
     let copy = culla_transform::eventcache::cache_dir(data.path()).join(copy_name(seq4));
-    let first = copy.join("000.parquet");
+    let first = sealed_file(&copy, "000");
     std::fs::write(&first, b"PAR1 truncated").unwrap();
     for p in &projections {
         std::fs::remove_dir_all(p).unwrap();
     }
     assert_same("damaged copy", &cached(&p, &opts).await, &want3);
+    let first = sealed_file(&copy, "000");
     assert!(std::fs::metadata(&first).unwrap().len() > 1_000);
     let types = std::fs::read_dir(&copy)
         .unwrap()
@@ -347,7 +373,7 @@ async fn caches_never_change_an_answer() {
     std::fs::write(&first, &bytes).unwrap();
     assert_same("flipped copy", &cached(&p, &opts).await, &want3);
     assert_ne!(
-        std::fs::read(&first).unwrap(),
+        std::fs::read(sealed_file(&copy, "000")).unwrap(),
         bytes,
         "the copy was rebuilt"
     );

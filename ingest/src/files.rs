@@ -46,7 +46,6 @@ const COMPRESSED_COLUMNS: &[&str] = &[
     "at_local",
     "raw",
     "raw_text",
-    "extra",
     "offset",
     "need_id",
     "need_ids",
@@ -98,7 +97,9 @@ fn writer_properties_except(
             if UNIQUE_COLUMNS.contains(&name) {
                 b = b.set_column_dictionary_enabled(path.clone(), false);
             }
-            if matches!(name, "raw" | "raw_text" | "extra" | "detail") {
+            if matches!(name, "raw" | "raw_text" | "detail")
+                || layout::IDENTIFYING_COLUMNS.contains(&name)
+            {
                 b = b.set_column_statistics_enabled(path, EnabledStatistics::None);
             }
         }

@@ -126,6 +126,9 @@ pub struct IngestSummary {
     pub already_committed: u64,
     /// Rows dropped because another writer committed their offsets first (fencing).
     pub fenced: u64,
+    /// Fields the contract does not know, dropped from stored events, by name (a name
+    /// that is not a plain identifier counts as `(other)`).
+    pub dropped_fields: BTreeMap<String, u64>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -168,6 +171,18 @@ impl fmt::Display for IngestSummary {
             self.seconds,
             rate
         )?;
+        if !self.dropped_fields.is_empty() {
+            let parts: Vec<String> = self
+                .dropped_fields
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            write!(
+                f,
+                "; fields not in the contract, dropped: {}",
+                parts.join(", ")
+            )?;
+        }
         if self.fenced > 0 {
             write!(f, "; {} rows fenced off", self.fenced)?;
         }
@@ -281,7 +296,7 @@ impl Group {
 
     /// The `events` batch of these rows.
     fn batch(&self) -> Result<RecordBatch> {
-        let mut b = EventBatchBuilder::with_capacity(self.len, self.raw_bytes);
+        let mut b = EventBatchBuilder::with_capacity(self.len);
         for r in self.rows() {
             let raw = std::str::from_utf8(&r.msg.payload).unwrap_or_default();
             b.append(
@@ -316,7 +331,25 @@ struct RowRef<'r> {
     id: u128,
 }
 
+/// Prefix of the commit statistics counting dropped unknown fields by name.
+pub const DROPPED_FIELD: &str = "dropped_field:";
+
 impl Pending {
+    /// How many of the pending events carried each unknown (dropped) field.
+    fn dropped_fields(&self) -> BTreeMap<String, u64> {
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for dates in self.groups.values() {
+            for g in dates.values() {
+                for r in g.rows() {
+                    for name in &r.ev.dropped {
+                        *out.entry(name.clone()).or_default() += 1;
+                    }
+                }
+            }
+        }
+        out
+    }
+
     fn group(&mut self, source: &str, date: NaiveDate) -> &mut Group {
         if !self.groups.contains_key(source) {
             self.groups.insert(source.to_string(), HashMap::new());
@@ -822,6 +855,9 @@ impl<'a> Writer<'a> {
             stats.insert("events".to_string(), ev_rows);
             stats.insert("duplicates".to_string(), self.pending.duplicates);
             stats.insert("dead_letters".to_string(), self.pending.dead.len() as u64);
+            for (name, n) in self.pending.dropped_fields() {
+                stats.insert(format!("{DROPPED_FIELD}{name}"), n);
+            }
             let mut c = Commit::new("ingest", &self.tag);
             c.add = add;
             c.offsets = offsets;
@@ -855,6 +891,20 @@ impl<'a> Writer<'a> {
         }
         for d in &self.pending.dead {
             *s.dead_letters.entry(d.reason.clone()).or_default() += 1;
+        }
+        let dropped: Vec<(String, u64)> = commit
+            .stats
+            .iter()
+            .filter_map(|(k, n)| Some((k.strip_prefix(DROPPED_FIELD)?.to_string(), *n)))
+            .collect();
+        if !dropped.is_empty() {
+            tracing::warn!(
+                fields = ?dropped,
+                "fields not in the event contract were dropped (not stored); fix the producer"
+            );
+        }
+        for (name, n) in dropped {
+            *s.dropped_fields.entry(name).or_default() += n;
         }
         let mut hints = Vec::new();
         for p in &mut self.parts {

@@ -109,7 +109,7 @@ fn set_up(cache: Cache, p: &Params) {
 }
 
 /// The persisted base projections of the bench's options, made by the writer's warm:
-/// the directory holding `profile_base.parquet`, `contact_base.parquet`…
+/// the directory holding `profile_base-<hash>.parquet`, `contact_base-<hash>.parquet`…
 fn base_dir(rt: &tokio::runtime::Runtime, p: &Params) -> std::path::PathBuf {
     let opts = p.projection_options().expect("valid params");
     let dir = rt

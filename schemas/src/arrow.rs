@@ -1,7 +1,8 @@
 //! The Arrow schemas of culla's tables, and a builder that turns events into batches.
 //!
 //! `events` is one row per accepted event: envelope columns, one nullable column per
-//! payload field, the raw JSON and where it was read from. The hive partition columns
+//! payload field, and where it was read from — the contract's fields only, never the
+//! message's JSON or fields the contract does not know (revision 1.1). The hive partition columns
 //! `source` and `event_date` live in directory names, so [`events_file_schema`] (what
 //! a Parquet file holds) lacks them and [`events_table_schema`] (what queries see) ends
 //! with them. `dead_letters` keeps every rejected message with its reason.
@@ -74,8 +75,7 @@ static EVENTS_FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
         b("interpreter_needed"),
         b("arrived_last_2y"),
         b("has_pediatrician"),
-        s("extra"),
-        Field::new("raw", Utf8, false),
+        b("simulated"),
         Field::new("topic", Utf8, false),
         Field::new("partition", Int32, false),
         Field::new("offset", Int64, false),
@@ -188,8 +188,7 @@ pub struct EventBatchBuilder {
     interpreter_needed: BooleanBuilder,
     arrived_last_2y: BooleanBuilder,
     has_pediatrician: BooleanBuilder,
-    extra: StringBuilder,
-    raw: StringBuilder,
+    simulated: BooleanBuilder,
     topic: StringBuilder,
     partition: Int32Builder,
     offset: Int64Builder,
@@ -206,12 +205,12 @@ impl Default for EventBatchBuilder {
 impl EventBatchBuilder {
     /// An empty builder (columns grow as rows come).
     pub fn new() -> Self {
-        Self::with_capacity(0, 0)
+        Self::with_capacity(0)
     }
 
-    /// A builder sized for `rows` events holding `raw_bytes` of raw JSON: a batch built
-    /// in one go allocates each column once instead of growing it.
-    pub fn with_capacity(rows: usize, raw_bytes: usize) -> Self {
+    /// A builder sized for `rows` events: a batch built in one go allocates each column
+    /// once instead of growing it.
+    pub fn with_capacity(rows: usize) -> Self {
         // Bytes per row of the always-present strings; payload columns are mostly null.
         let s = |per_row: usize| StringBuilder::with_capacity(rows, rows * per_row);
         let b = || BooleanBuilder::with_capacity(rows);
@@ -253,8 +252,7 @@ impl EventBatchBuilder {
             interpreter_needed: b(),
             arrived_last_2y: b(),
             has_pediatrician: b(),
-            extra: s(0),
-            raw: StringBuilder::with_capacity(rows, raw_bytes),
+            simulated: b(),
             topic: s(9),
             partition: Int32Builder::with_capacity(rows),
             offset: Int64Builder::with_capacity(rows),
@@ -273,12 +271,14 @@ impl EventBatchBuilder {
         self.rows == 0
     }
 
-    /// Bytes of raw JSON pending: a cheap estimate of the batch's size.
+    /// Bytes of the messages the pending rows came from: a cheap estimate of the
+    /// batch's size.
     pub fn raw_bytes(&self) -> usize {
         self.raw_bytes
     }
 
-    /// Appends one validated event with its raw text and lineage.
+    /// Appends one validated event and its lineage; of `raw`, the message it was parsed
+    /// from, only the length is used (for [`raw_bytes`](Self::raw_bytes)).
     pub fn append(&mut self, ev: &Event, raw: &str, from: &Lineage<'_>) {
         self.rows += 1;
         self.raw_bytes += raw.len();
@@ -428,13 +428,7 @@ impl EventBatchBuilder {
             .append_option(profile.and_then(|p| p.arrived_last_2y));
         self.has_pediatrician
             .append_option(profile.and_then(|p| p.has_pediatrician));
-        match &ev.extra {
-            Some(extra) => self
-                .extra
-                .append_value(serde_json::Value::Object(extra.clone()).to_string()),
-            None => self.extra.append_null(),
-        }
-        self.raw.append_value(raw);
+        self.simulated.append_option(ev.simulated);
         self.topic.append_value(from.topic);
         self.partition.append_value(from.partition);
         self.offset.append_value(from.offset);
@@ -482,8 +476,7 @@ impl EventBatchBuilder {
             Arc::new(self.interpreter_needed.finish()),
             Arc::new(self.arrived_last_2y.finish()),
             Arc::new(self.has_pediatrician.finish()),
-            Arc::new(self.extra.finish()),
-            Arc::new(self.raw.finish()),
+            Arc::new(self.simulated.finish()),
             Arc::new(self.topic.finish()),
             Arc::new(self.partition.finish()),
             Arc::new(self.offset.finish()),

@@ -337,8 +337,11 @@ pub struct Event {
     pub family: String,
     /// Type-specific fields.
     pub payload: Payload,
-    /// Unknown extra fields, kept as they came.
-    pub extra: Option<Map<String, Value>>,
+    /// `true` on events made by a simulator or a demo (contract 1.1).
+    pub simulated: Option<bool>,
+    /// Names of the unknown fields the message carried; their values are not kept
+    /// (contract 1.1: only the contract's fields are stored).
+    pub dropped: Vec<String>,
 }
 
 impl Event {
@@ -347,7 +350,7 @@ impl Event {
         self.payload.event_type()
     }
 
-    /// The wire JSON object: envelope first, then payload fields, then extra fields.
+    /// The wire JSON object: envelope first, then payload fields.
     pub fn to_value(&self) -> Value {
         let mut m = Map::new();
         m.insert("event_id".into(), self.event_id.clone().into());
@@ -360,12 +363,10 @@ impl Event {
         m.insert("source".into(), self.source.clone().into());
         m.insert("contact_id".into(), self.contact_id.clone().into());
         m.insert("family".into(), self.family.clone().into());
-        payload_into(&self.payload, &mut m);
-        if let Some(extra) = &self.extra {
-            for (k, v) in extra {
-                m.entry(k.clone()).or_insert_with(|| v.clone());
-            }
+        if let Some(sim) = self.simulated {
+            m.insert("simulated".into(), sim.into());
         }
+        payload_into(&self.payload, &mut m);
         Value::Object(m)
     }
 

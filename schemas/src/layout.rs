@@ -89,11 +89,24 @@ impl DataDir {
 /// read caches and `culla query --format parquet` add their row groups, statistics and
 /// per-column settings on top.
 pub fn parquet_writer_properties() -> WriterPropertiesBuilder {
-    WriterProperties::builder()
+    let mut b = WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_1_0)
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
-        .set_created_by(format!("culla {}", env!("CARGO_PKG_VERSION")))
+        .set_created_by(format!("culla {}", env!("CARGO_PKG_VERSION")));
+    // Min/max statistics quote values: none for the columns that identify a family
+    // or a contact, so a file's footer never names one (an erased family must not
+    // survive in the statistics of a file that no longer holds its rows).
+    for col in IDENTIFYING_COLUMNS {
+        b = b.set_column_statistics_enabled(
+            datafusion::parquet::schema::types::ColumnPath::from(*col),
+            datafusion::parquet::file::properties::EnabledStatistics::None,
+        );
+    }
+    b
 }
+
+/// Columns that identify a family or a contact: never in a file's statistics.
+pub const IDENTIFYING_COLUMNS: &[&str] = &["family", "contact_id"];
 
 /// The value of hive partition `key` in a data-directory path, e.g. `2024-03-05` for
 /// `event_date` in `events/source=milano-020202/event_date=2024-03-05/part.parquet`.

@@ -11,7 +11,6 @@
 use crate::event::*;
 use crate::wire::{Obj, Val};
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeDelta, Utc};
-use serde_json::{Map, Value};
 
 /// Why an input is not a valid v1 event; the stable code used in dead letters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -135,6 +134,7 @@ const ENVELOPE: &[&str] = &[
     "source",
     "contact_id",
     "family",
+    "simulated",
 ];
 
 /// Parses and validates one event from its wire bytes, judging "in the future" against `now`.
@@ -257,12 +257,15 @@ fn from_obj(mut obj: Obj<'_>, now: DateTime<Utc>) -> Result<Event, Invalid> {
         }
         check_personal(k, val)?;
     }
+    let simulated = f.opt_bool("simulated")?;
     let payload = parse_payload(event_type, &f)?;
     let known = payload_fields(event_type);
-    let extra: Map<String, Value> = obj
+    // Unknown fields are not stored (contract 1.1): only their names travel on, to be
+    // counted, and only names that are plain identifiers.
+    let dropped: Vec<String> = obj
         .iter()
         .filter(|(k, _)| !ENVELOPE.contains(k) && !known.contains(k))
-        .map(|(k, v)| (k.to_string(), v.to_value()))
+        .map(|(k, _)| dropped_name(k))
         .collect();
     Ok(Event {
         event_id: event_id.to_ascii_lowercase(),
@@ -272,8 +275,26 @@ fn from_obj(mut obj: Obj<'_>, now: DateTime<Utc>) -> Result<Event, Invalid> {
         contact_id: contact_id.to_string(),
         family: family.to_string(),
         payload,
-        extra: (!extra.is_empty()).then_some(extra),
+        simulated,
+        dropped,
     })
+}
+
+/// The name under which an unknown field is counted: itself when it is a plain
+/// identifier (letters, digits, `_ . -`, at most 64), else `(other)` — a key can hold
+/// anything, and the counts are printed and kept in the commits.
+fn dropped_name(k: &str) -> String {
+    let plain = !k.is_empty()
+        && k.len() <= 64
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && !looks_like_phone(k)
+        && !looks_like_email(k);
+    if plain {
+        k.to_string()
+    } else {
+        "(other)".to_string()
+    }
 }
 
 /// The payload field names of a type (for telling known fields from extra ones).
@@ -817,6 +838,7 @@ fn glued_after(b: &[u8], last: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn now() -> DateTime<Utc> {
         "2026-11-23T10:00:00Z".parse().unwrap()
@@ -976,11 +998,20 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_are_kept_not_rejected() {
+    fn unknown_fields_are_dropped_and_named_not_rejected() {
         let mut o = ok_line();
         o["queue"] = "main".into();
+        o["note for Maria"] = "via Padova".into();
+        o["simulated"] = true.into();
         let ev = parse_event(o.to_string().as_bytes(), now()).unwrap();
-        assert_eq!(ev.extra.unwrap()["queue"], "main");
+        let mut dropped = ev.dropped.clone();
+        dropped.sort();
+        assert_eq!(dropped, vec!["(other)".to_string(), "queue".to_string()]);
+        assert_eq!(ev.simulated, Some(true));
+        let back = ev.to_json();
+        assert!(!back.contains("main") && !back.contains("Padova"), "{back}");
+        o["simulated"] = "yes".into();
+        assert!(parse_event(o.to_string().as_bytes(), now()).is_err());
     }
 
     #[test]
@@ -1001,6 +1032,6 @@ mod tests {
                 wait_s: 12.0
             }
         );
-        assert!(ev.extra.is_none());
+        assert!(ev.dropped.is_empty());
     }
 }

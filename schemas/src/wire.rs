@@ -10,7 +10,9 @@
 //! in), so validation gives the same answers, field names and orders as before.
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Number, Value};
+use serde_json::Number;
+#[cfg(test)]
+use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -115,7 +117,8 @@ impl<'a> Obj<'a> {
 }
 
 impl Val<'_> {
-    /// An owned `serde_json::Value` of the same content (for the rare extra fields).
+    /// An owned `serde_json::Value` of the same content (tests compare against serde_json).
+    #[cfg(test)]
     pub(crate) fn to_value(&self) -> Value {
         match self {
             Val::Null => Value::Null,

@@ -944,7 +944,8 @@ impl Emitter<'_> {
             contact_id: contact_id.to_string(),
             family: self.family.to_string(),
             payload,
-            extra: None,
+            simulated: Some(true),
+            dropped: Vec::new(),
         };
         *self.seq += 1;
         self.out.push(Timed {

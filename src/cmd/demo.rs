@@ -152,6 +152,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
         culla_queries::write(batch, culla_queries::Output::Csv, &mut f)?;
         f.flush()?;
+        super::published(&path)?;
     }
     step(
         4,
@@ -215,6 +216,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let path = out.join(format!("report-{}-{}.html", a.year, lang.tag()));
         std::fs::write(&path, html.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
+        super::published(&path)?;
         reports.push(path);
     }
     step(

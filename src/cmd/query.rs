@@ -182,6 +182,7 @@ fn emit(batch: &culla_queries::RecordBatch, out: &OutArgs) -> anyhow::Result<()>
             write(batch, out.format, &mut f)?;
             f.flush()
                 .with_context(|| format!("cannot write {}", path.display()))?;
+            super::published(path)?;
         }
         None => {
             let stdout = std::io::stdout();

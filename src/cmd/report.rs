@@ -74,6 +74,7 @@ pub fn run_report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let html = runtime()?.block_on(culla_dashboards::report::generate(&opts))?;
     std::fs::write(&a.out, html.as_bytes())
         .with_context(|| format!("cannot write {}", a.out.display()))?;
+    super::published(&a.out)?;
     eprintln!(
         "culla: wrote {} ({} KiB) in {:.2} s",
         a.out.display(),
@@ -268,7 +269,8 @@ pub fn run_survey(a: SurveyArgs) -> anyhow::Result<ExitCode> {
 fn write_text(out: &Option<PathBuf>, text: &str) -> anyhow::Result<ExitCode> {
     match out {
         Some(p) => {
-            std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?
+            std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
+            super::published(p)?;
         }
         None => print!("{text}"),
     }

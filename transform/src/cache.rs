@@ -100,9 +100,8 @@ pub fn projection_seq(name: &str) -> Option<u64> {
 
 /// The persisted rows of a view with schema `view_schema`, as a table DataFusion scans
 /// directly (only the columns and row groups a question needs, on every core), if
-/// `file` is there, whole (its seal checks, [`crate::sealed::check`]) and its footer has
-/// exactly the view's columns and types; `None` otherwise (the caller computes the rows
-/// instead, and they are written again).
+/// `file` (found whole by [`crate::sealed::find_whole`]) has exactly the view's columns
+/// and types in its footer; `None` otherwise (the caller computes the rows instead).
 ///
 /// With `views`, string columns are read as string views (`Utf8View`, see `nullable`):
 /// only when every base projection is read from its file, so no fold mixes them with
@@ -112,13 +111,6 @@ pub fn persisted_table(
     view_schema: &Schema,
     views: bool,
 ) -> Option<Arc<dyn TableProvider>> {
-    if let Err(e) = crate::sealed::check(file) {
-        // Missing, half-written or damaged: computed again and rewritten.
-        if file.exists() {
-            tracing::warn!(error = %e, "persisted projection damaged; it is computed again");
-        }
-        return None;
-    }
     let f = std::fs::File::open(file).ok()?;
     let footer = ParquetRecordBatchReaderBuilder::try_new(f).ok()?;
     let stored = footer.schema();
@@ -185,7 +177,8 @@ pub struct MaterializedView {
 /// Where a view's rows are persisted, and the data directory whose read lock covers it.
 #[derive(Debug)]
 struct Persist {
-    file: PathBuf,
+    /// The base-projection directory the file goes to, named after the view.
+    dir: PathBuf,
     data: PathBuf,
 }
 
@@ -207,10 +200,10 @@ impl MaterializedView {
     /// Like [`MaterializedView::new`], with the rows written to `file` once computed, in
     /// the background under a shared read lock of the data directory `data` (readers
     /// read that file through [`persisted_table`], not through this view).
-    pub fn persisted(name: &str, df: DataFrame, file: PathBuf, data: &Path) -> Self {
+    pub fn persisted(name: &str, df: DataFrame, dir: PathBuf, data: &Path) -> Self {
         MaterializedView {
             persist: Some(Persist {
-                file,
+                dir,
                 data: data.to_path_buf(),
             }),
             ..MaterializedView::new(name, df)
@@ -233,7 +226,7 @@ impl MaterializedView {
                 return;
             }
         };
-        let (name, schema, path) = (self.name.clone(), self.schema.clone(), persist.file.clone());
+        let (name, schema, path) = (self.name.clone(), self.schema.clone(), persist.dir.clone());
         let batches = batches.to_vec();
         let write = move || {
             // Below the questions: on a machine of few cores the write must not take
@@ -324,15 +317,18 @@ pub fn lower_priority() {
 /// of it runs on every core.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
-/// Writes `batches` (with the view's schema `schema`) to `path` through a temporary file
-/// in the same directory, sealed ([`crate::sealed`]) and renamed into place once complete.
+/// Writes `batches` (with the view's schema `schema`) to the view's file in `dir`
+/// through a temporary file, sealed ([`crate::sealed`]) under a name carrying its hash
+/// once complete. Nothing is written when a whole file of the view is there already.
 fn write_file(
     name: &str,
     schema: &SchemaRef,
-    path: &Path,
+    dir: &Path,
     batches: &[RecordBatch],
 ) -> std::result::Result<(), String> {
-    let dir = path.parent().ok_or("no parent directory")?;
+    if crate::sealed::find_whole(dir, name).is_some() {
+        return Ok(());
+    }
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     // Unique per write, not only per process: two openings of one process can persist
     // the same view at once, and a shared temporary name let the later writer's bytes
@@ -351,9 +347,11 @@ fn write_file(
         for b in batches {
             w.write(b).map_err(|e| e.to_string())?;
         }
-        let (buf, len, hash) = w.into_inner().map_err(|e| e.to_string())?.finish();
+        let (buf, _, hash) = w.into_inner().map_err(|e| e.to_string())?.finish();
         let file = buf.into_inner().map_err(|e| e.to_string())?;
-        crate::sealed::seal(file, &tmp, path, len, hash).map_err(|e| e.to_string())
+        crate::sealed::seal(file, &tmp, dir, name, hash)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);

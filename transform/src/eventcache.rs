@@ -333,7 +333,13 @@ fn build(
         }
     };
     if dest.exists() {
-        // Made meanwhile by another reader (or damaged): replace it.
+        // Made meanwhile by another reader, who may be reading it: kept when whole.
+        if let Ok((seq, max_at)) = read_copy(&dest)
+            && seq == snap.seq
+        {
+            let _ = fs::remove_dir_all(&tmp);
+            return Ok((dest, max_at));
+        }
         let _ = fs::remove_dir_all(&dest);
     }
     fs::rename(&tmp, &dest).map_err(|e| {
@@ -378,12 +384,9 @@ fn split_by_type(b: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, String> 
 
 type CopyWriter = ArrowWriter<crate::sealed::SealWriter<std::io::BufWriter<fs::File>>>;
 
-/// The `i`-th file of a copy, and the name it is written under until sealed.
-fn copy_file(dir: &Path, i: usize) -> (PathBuf, PathBuf) {
-    (
-        dir.join(format!("{i:03}.parquet")),
-        dir.join(format!(".{i:03}.parquet.part")),
-    )
+/// The name the `i`-th file of a copy is written under until sealed.
+fn part_file(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!(".{i:03}.parquet.part"))
 }
 
 fn write_copy(
@@ -405,7 +408,7 @@ fn write_copy(
             let i = match writers.iter().position(|(k, ..)| *k == t) {
                 Some(i) => i,
                 None => {
-                    let (_, path) = copy_file(tmp, writers.len());
+                    let path = part_file(tmp, writers.len());
                     let file = fs::File::create(&path)
                         .map_err(|e| format!("create {}: {e}", path.display()))?;
                     let w = ArrowWriter::try_new(
@@ -482,13 +485,12 @@ fn write_copy(
                 w.append_key_value_metadata(KeyValue::new(k.to_string(), v));
             }
         }
-        let (buf, len, hash) = w.into_inner().map_err(|e| e.to_string())?.finish();
+        let (buf, _, hash) = w.into_inner().map_err(|e| e.to_string())?.finish();
         let file = buf
             .into_inner()
             .map_err(|e| format!("write {}: {e}", tmp.display()))?;
-        let (dest, part) = copy_file(tmp, i);
-        crate::sealed::seal(file, &part, &dest, len, hash)
-            .map_err(|e| format!("write {}: {e}", dest.display()))?;
+        crate::sealed::seal(file, &part_file(tmp, i), tmp, &format!("{i:03}"), hash)
+            .map_err(|e| format!("write {}: {e}", tmp.display()))?;
     }
     Ok(latest)
 }

@@ -293,11 +293,11 @@ async fn warm_base_of(
 }
 
 /// Whether `dir` (a base-projection directory) holds every file of [`PERSISTED_BASE`],
-/// each whole ([`sealed::check`]).
+/// each whole ([`sealed::find_whole`]).
 pub fn base_is_complete(dir: &Path) -> bool {
     PERSISTED_BASE
         .iter()
-        .all(|name| sealed::check(&dir.join(format!("{name}.parquet"))).is_ok())
+        .all(|name| sealed::find_whole(dir, name).is_some())
 }
 
 /// Whether `DIR/events` holds at least one Parquet file.
@@ -748,10 +748,16 @@ async fn register_projections_in(
             // `SELECT * FROM profile_base`: nothing to keep apart from it.
             _ if name == "profiles" && profiles_are_base(&scope) => plan.into_view(),
             Some((base, data)) if PERSISTED_BASE.contains(&name) => {
-                let file = base.join(format!("{name}.parquet"));
-                match cache::persisted_table(&file, plan.schema().as_arrow(), views) {
+                let found = sealed::find_whole(base, name)
+                    .and_then(|f| cache::persisted_table(&f, plan.schema().as_arrow(), views));
+                match found {
                     Some(table) => table,
-                    None => Arc::new(cache::MaterializedView::persisted(name, plan, file, data)),
+                    None => Arc::new(cache::MaterializedView::persisted(
+                        name,
+                        plan,
+                        base.clone(),
+                        data,
+                    )),
                 }
             }
             // Over persisted or persisting base projections, the option projections

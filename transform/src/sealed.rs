@@ -4,14 +4,16 @@
 //! the persisted projections) can be thrown away and made again, so a damaged one must
 //! never fail a question: it must be noticed and rebuilt. A Parquet footer only proves
 //! the end of a file; a flipped byte in a data page surfaces in the middle of a query
-//! ("failed to fill whole buffer", "Deserializing page header failed"). So each such
-//! file is written through a [`SealWriter`], which hashes its bytes (xxHash64) as they
-//! go, and [`seal`] makes it durable (fsync), then records the length and hash beside it
-//! in `<file>.sum` *before* the file gets its final name. [`check`] reads the whole file
-//! back against that record; a reader uses a cache file only after `check` passed and
-//! otherwise rebuilds it. Reading a file back costs about a tenth of a second per
-//! 100 MB from the page cache, far less than computing it, and a process checks each
-//! file once (remembered by path, inode, length and modification time).
+//! ("failed to fill whole buffer", "Src size is incorrect"). So each such file is
+//! written through a [`SealWriter`], which hashes its bytes (xxHash64) as they go, and
+//! [`seal`] makes it durable (fsync) and gives it a name that carries the hash:
+//! `<stem>-<16 hex digits>.parquet`. [`check`] reads a file back against its name, and
+//! [`find_whole`] picks a file of a stem that checks. A published file is never
+//! replaced by another of different content (two writers of one view write two names,
+//! or the same name with the same bytes), so a reader that planned a query on a file
+//! never finds other bytes under it. Reading a file back costs about a tenth of a
+//! second per 100 MB from the page cache, far less than computing it, and a process
+//! checks each file once (remembered by path, inode, length and modification time).
 
 use std::fs::{self, File};
 use std::hash::Hasher;
@@ -55,38 +57,49 @@ impl<W: Write> Write for SealWriter<W> {
     }
 }
 
-/// `<file>.sum`.
-pub fn sum_path(file: &Path) -> PathBuf {
-    let mut name = file.file_name().unwrap_or_default().to_os_string();
-    name.push(".sum");
-    file.with_file_name(name)
+/// The name of a sealed file of `stem` whose bytes hash to `hash`.
+pub fn sealed_name(stem: &str, hash: u64) -> String {
+    format!("{stem}-{hash:016x}.parquet")
 }
 
-fn record(len: u64, hash: u64) -> String {
-    format!("xxh64 {hash:016x} {len}\n")
+/// (stem, hash) of a sealed file's name.
+fn parse_name(file: &Path) -> Option<(&str, u64)> {
+    let name = file.file_name()?.to_str()?.strip_suffix(".parquet")?;
+    let (stem, hex) = name.rsplit_once('-')?;
+    (hex.len() == 16)
+        .then(|| u64::from_str_radix(hex, 16).ok())
+        .flatten()
+        .map(|h| (stem, h))
 }
 
 /// Makes the temporary file `tmp` (written through a [`SealWriter`] whose `finish` gave
-/// `len` and `hash`, and whose `BufWriter` is flushed) durable, records its seal beside
-/// `dest`, and renames it to `dest`. A reader that finds `dest` finds its seal too; a
-/// seal left from an earlier write of `dest` only makes [`check`] fail until the rename.
-pub fn seal(file: File, tmp: &Path, dest: &Path, len: u64, hash: u64) -> io::Result<()> {
+/// `hash`, and whose `BufWriter` is flushed) durable and renames it to its sealed name
+/// in `dir`, which it returns. A file already there under that name has the same bytes.
+pub fn seal(file: File, tmp: &Path, dir: &Path, stem: &str, hash: u64) -> io::Result<PathBuf> {
     file.sync_all()?;
     drop(file);
-    let sum = sum_path(dest);
-    let mut sum_tmp = tmp.as_os_str().to_os_string();
-    sum_tmp.push(".sum");
-    let sum_tmp = PathBuf::from(sum_tmp);
-    let mut f = File::create(&sum_tmp)?;
-    f.write_all(record(len, hash).as_bytes())?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&sum_tmp, &sum)?;
-    fs::rename(tmp, dest)?;
-    if let Some(dir) = dest.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    let dest = dir.join(sealed_name(stem, hash));
+    fs::rename(tmp, &dest)?;
+    File::open(dir)?.sync_all()?;
+    Ok(dest)
+}
+
+/// A file of `stem` in `dir` that is whole ([`check`]), if any.
+pub fn find_whole(dir: &Path, stem: &str) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| parse_name(p).is_some_and(|(s, _)| s == stem))
+        .collect();
+    found.sort();
+    found.into_iter().find(|p| match check(p) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "damaged cache file; it is made again");
+            false
+        }
+    })
 }
 
 /// Files this process found whole: (path, inode, length, modified).
@@ -120,28 +133,10 @@ pub fn check(file: &Path) -> Result<(), String> {
 }
 
 fn check_bytes(file: &Path) -> Result<(), String> {
-    let sum = fs::read_to_string(sum_path(file))
-        .map_err(|e| format!("no seal for {}: {e}", file.display()))?;
-    let mut parts = sum.split_whitespace();
-    let (Some("xxh64"), Some(hash), Some(len)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(format!("unreadable seal for {}", file.display()));
+    let Some((_, want)) = parse_name(file) else {
+        return Err(format!("{} has no seal in its name", file.display()));
     };
-    let want_hash = u64::from_str_radix(hash, 16)
-        .map_err(|_| format!("unreadable seal for {}", file.display()))?;
-    let want_len: u64 = len
-        .parse()
-        .map_err(|_| format!("unreadable seal for {}", file.display()))?;
     let mut f = File::open(file).map_err(|e| format!("open {}: {e}", file.display()))?;
-    let have_len = f
-        .metadata()
-        .map_err(|e| format!("stat {}: {e}", file.display()))?
-        .len();
-    if have_len != want_len {
-        return Err(format!(
-            "{} has {have_len} bytes, sealed with {want_len}",
-            file.display()
-        ));
-    }
     let mut hash = XxHash64::with_seed(0);
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -153,7 +148,7 @@ fn check_bytes(file: &Path) -> Result<(), String> {
         }
         hash.write(&buf[..n]);
     }
-    if hash.finish() != want_hash {
+    if hash.finish() != want {
         return Err(format!("{} does not match its seal", file.display()));
     }
     Ok(())
@@ -163,39 +158,40 @@ fn check_bytes(file: &Path) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn write_sealed(dir: &Path, name: &str, body: &[u8]) -> PathBuf {
-        let tmp = dir.join(format!(".tmp-{name}"));
-        let dest = dir.join(name);
+    fn write_sealed(dir: &Path, stem: &str, body: &[u8]) -> PathBuf {
+        let tmp = dir.join(format!(".tmp-{stem}"));
         let mut w = SealWriter::new(io::BufWriter::new(File::create(&tmp).unwrap()));
         w.write_all(body).unwrap();
         let (buf, len, hash) = w.finish();
+        assert_eq!(len, body.len() as u64);
         let file = buf.into_inner().unwrap();
-        seal(file, &tmp, &dest, len, hash).unwrap();
-        dest
+        seal(file, &tmp, dir, stem, hash).unwrap()
     }
 
     #[test]
     fn a_sealed_file_checks_and_any_damage_is_seen() {
         let tmp = tempfile::tempdir().unwrap();
         let body: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
-        let f = write_sealed(tmp.path(), "a.parquet", &body);
+        let f = write_sealed(tmp.path(), "need_base", &body);
         assert_eq!(check(&f), Ok(()));
-        assert!(!tmp.path().join(".tmp-a.parquet").exists());
+        assert!(!tmp.path().join(".tmp-need_base").exists());
+        assert_eq!(find_whole(tmp.path(), "need_base"), Some(f.clone()));
+        assert_eq!(find_whole(tmp.path(), "need"), None);
 
         // The bytes themselves (`check` remembers a file it found whole in this process,
         // and these rewrites may fall in the same clock tick).
-        // One flipped bit in the middle.
         let mut bad = body.clone();
         bad[200_000] ^= 0x10;
         fs::write(&f, &bad).unwrap();
         assert!(check_bytes(&f).unwrap_err().contains("does not match"));
-        // Cut short.
         fs::write(&f, &body[..body.len() - 1]).unwrap();
-        assert!(check_bytes(&f).unwrap_err().contains("sealed with"));
-        // No seal at all.
-        fs::write(&f, &body).unwrap();
-        assert_eq!(check_bytes(&f), Ok(()));
-        fs::remove_file(sum_path(&f)).unwrap();
-        assert!(check_bytes(&f).unwrap_err().contains("no seal"));
+        assert!(check_bytes(&f).is_err());
+        let unsealed = tmp.path().join("need_base.parquet");
+        fs::write(&unsealed, &body).unwrap();
+        assert!(check(&unsealed).unwrap_err().contains("no seal"));
+        // A second writer of other bytes publishes another name; the first stays.
+        let g = write_sealed(tmp.path(), "need_base", b"other bytes");
+        assert_ne!(f, g);
+        assert!(f.exists());
     }
 }
