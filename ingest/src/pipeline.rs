@@ -415,6 +415,11 @@ pub fn dead_letter(m: Message, inv: &Invalid, received: DateTime<Utc>) -> DeadLe
             None => (m.payload, false),
         }
     };
+    let (raw, redacted_text) = match privacy::mask_free_text(&raw) {
+        Some(masked) => (masked, true),
+        None => (raw, false),
+    };
+    redacted |= redacted_text;
     let key = m.key.map(|k| match privacy::mask(&k) {
         Some(masked) => {
             redacted = true;

@@ -252,13 +252,19 @@ fn from_obj(mut obj: Obj<'_>, now: DateTime<Utc>) -> Result<Event, Invalid> {
     }
     // No personal data anywhere: checked on every field but the validated envelope ids.
     for (k, val) in obj.iter() {
-        if matches!(k, "event_id" | "at" | "family") {
+        check_key("", k)?;
+        if matches!(k, "event_id" | "at" | "for_date" | "family") {
             continue;
         }
         check_personal(k, val)?;
     }
     let simulated = f.opt_bool("simulated")?;
     let payload = parse_payload(event_type, &f)?;
+    check_code("source", source)?;
+    check_code("contact_id", contact_id)?;
+    for (name, value) in code_fields(&payload) {
+        check_code(name, value)?;
+    }
     let known = payload_fields(event_type);
     // Unknown fields are not stored (contract 1.1): only their names travel on, to be
     // counted, and only names that are plain identifiers.
@@ -278,6 +284,69 @@ fn from_obj(mut obj: Obj<'_>, now: DateTime<Utc>) -> Result<Event, Invalid> {
         simulated,
         dropped,
     })
+}
+
+/// Free strings are codes (contract 1.1): a letter first, then letters, digits and
+/// `. _ : -`, at most 80 characters, so names and message text cannot travel in them.
+fn check_code(name: &str, value: &str) -> Result<(), Invalid> {
+    let b = value.as_bytes();
+    let ok = b.first().is_some_and(u8::is_ascii_alphabetic)
+        && b.len() <= 80
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || b"._:-".contains(&c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid::field(
+            Reason::BadValue,
+            name,
+            "must be a code: a letter, then letters, digits, '.', '_', ':' or '-', at most 80 characters",
+        ))
+    }
+}
+
+/// The code fields of a payload, by name (`need_ids` once per id).
+fn code_fields(p: &Payload) -> Vec<(&'static str, &str)> {
+    match p {
+        Payload::CallAnswered { operator, .. } => vec![("operator", operator)],
+        Payload::NeedRecorded {
+            need_id, resource, ..
+        } => {
+            let mut v = vec![("need_id", need_id.as_str())];
+            v.extend(resource.as_deref().map(|r| ("resource", r)));
+            v
+        }
+        Payload::ReferralCreated {
+            referral_id,
+            need_ids,
+            to,
+            ..
+        } => {
+            let mut v = vec![("referral_id", referral_id.as_str()), ("to", to.as_str())];
+            v.extend(need_ids.iter().map(|n| ("need_ids", n.as_str())));
+            v
+        }
+        Payload::ReferralCallback { referral_id, .. }
+        | Payload::ReferralClosed { referral_id, .. } => vec![("referral_id", referral_id)],
+        Payload::AppointmentBooked {
+            appointment_id,
+            referral_id,
+            service,
+            ..
+        } => {
+            let mut v = vec![
+                ("appointment_id", appointment_id.as_str()),
+                ("service", service.as_str()),
+            ];
+            v.extend(referral_id.as_deref().map(|r| ("referral_id", r)));
+            v
+        }
+        Payload::AppointmentAttended { appointment_id }
+        | Payload::AppointmentMissed { appointment_id } => {
+            vec![("appointment_id", appointment_id)]
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// The name under which an unknown field is counted: itself when it is a plain
@@ -707,35 +776,24 @@ fn is_slug(s: &str) -> bool {
 }
 
 fn check_personal(path: &str, v: &Val<'_>) -> Result<(), Invalid> {
+    let found = |what: crate::personal::Kind| {
+        Invalid::field(
+            Reason::PersonalData,
+            path,
+            format!(
+                "looks like {}; personal data is never accepted",
+                what.describe()
+            ),
+        )
+    };
     match v {
         Val::Str(s) => {
-            if looks_like_email(s) {
-                return Err(Invalid::field(
-                    Reason::PersonalData,
-                    path,
-                    "looks like an e-mail address; personal data is never accepted",
-                ));
-            }
-            if looks_like_phone(s) {
-                return Err(Invalid::field(
-                    Reason::PersonalData,
-                    path,
-                    "looks like a phone number; personal data is never accepted",
-                ));
+            if let Some(k) = crate::personal::first_in(s) {
+                return Err(found(k));
             }
         }
-        Val::Num(n) if n.is_u64() => {
-            // A bare 9–15 digit integer is a phone number in disguise, whatever its key.
-            let digits = n
-                .as_u64()
-                .map_or(0, |u| u.checked_ilog10().map_or(1, |l| l + 1));
-            if (9..=15).contains(&digits) {
-                return Err(Invalid::field(
-                    Reason::PersonalData,
-                    path,
-                    "looks like a phone number; personal data is never accepted",
-                ));
-            }
+        Val::Num(n) if crate::personal::number_is_phone(&n.to_string()) => {
+            return Err(found(crate::personal::Kind::Phone));
         }
         Val::Arr(items) => {
             for item in items {
@@ -744,6 +802,7 @@ fn check_personal(path: &str, v: &Val<'_>) -> Result<(), Invalid> {
         }
         Val::Obj(m) => {
             for (k, item) in m.iter() {
+                check_key(path, k)?;
                 check_personal(&format!("{path}.{k}"), item)?;
             }
         }
@@ -752,87 +811,39 @@ fn check_personal(path: &str, v: &Val<'_>) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// `local@domain.tld` anywhere in the text.
+/// A key is a string of the message too: one holding personal data is refused. The
+/// message names where (`parent`, empty at the top level), never the key itself.
+fn check_key(parent: &str, k: &str) -> Result<(), Invalid> {
+    match crate::personal::first_in(k) {
+        Some(what) => Err(Invalid::new(
+            Reason::PersonalData,
+            None,
+            format!(
+                "a field name {} looks like {}; personal data is never accepted",
+                if parent.is_empty() {
+                    "at the top level".to_string()
+                } else {
+                    format!("inside \"{parent}\"")
+                },
+                what.describe()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Whether the text holds an e-mail address ([`crate::personal`]).
 pub fn looks_like_email(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.iter().enumerate().any(|(i, &c)| {
-        if c != b'@' || i == 0 {
-            return false;
-        }
-        let local_ok = is_email_char(b[i - 1]);
-        let domain: Vec<u8> = b[i + 1..]
-            .iter()
-            .copied()
-            .take_while(|&d| d.is_ascii_alphanumeric() || d == b'.' || d == b'-')
-            .collect();
-        let dot = domain.iter().rposition(|&d| d == b'.');
-        local_ok && matches!(dot, Some(p) if p > 0 && domain.len() - p > 2)
-    })
+    crate::personal::find(s.as_bytes())
+        .iter()
+        .any(|(_, k)| *k == crate::personal::Kind::Email)
 }
 
-fn is_email_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'+')
-}
-
-/// A phone number: a run of digits and separators (space . - / ( ) and a leading +)
-/// holding 9–15 digits, not glued to letters, and not a whole UUID or date.
+/// Whether the text holds a phone number ([`crate::personal`]).
 pub fn looks_like_phone(s: &str) -> bool {
-    if is_uuid(s) || parse_ymd(s).is_some() {
-        return false;
-    }
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let starts = b[i].is_ascii_digit() || ((b[i] == b'+' || b[i] == b'(') && i + 1 < b.len());
-        let glued = glued_before(b, i);
-        if !starts || glued {
-            i += 1;
-            continue;
-        }
-        let mut j = i;
-        let mut digits = 0;
-        let mut last_digit = i;
-        while j < b.len() && (b[j].is_ascii_digit() || b" .-/()+".contains(&b[j])) {
-            if b[j].is_ascii_digit() {
-                digits += 1;
-                last_digit = j;
-            }
-            j += 1;
-        }
-        let glued_after = glued_after(b, last_digit);
-        if (9..=15).contains(&digits) && !glued_after {
-            return true;
-        }
-        i = j.max(i + 1);
-    }
-    false
-}
-
-/// Whether the run starting at `i` continues an identifier: a letter or digit right
-/// before it, or a letter before joining punctuation (`n-2024…`, `ref_0012…`).
-fn glued_before(b: &[u8], i: usize) -> bool {
-    let mut k = i;
-    while k > 0 && b"-_./".contains(&b[k - 1]) {
-        k -= 1;
-    }
-    if k < i {
-        k > 0 && b[k - 1].is_ascii_alphabetic()
-    } else {
-        i > 0 && b[i - 1].is_ascii_alphanumeric()
-    }
-}
-
-/// The mirror of [`glued_before`] for the run ending at `last`.
-fn glued_after(b: &[u8], last: usize) -> bool {
-    let mut k = last + 1;
-    while k < b.len() && b"-_./".contains(&b[k]) {
-        k += 1;
-    }
-    if k > last + 1 {
-        k < b.len() && b[k].is_ascii_alphabetic()
-    } else {
-        k < b.len() && b[k].is_ascii_alphanumeric()
-    }
+    crate::personal::find(s.as_bytes())
+        .iter()
+        .any(|(_, k)| *k == crate::personal::Kind::Phone)
 }
 
 #[cfg(test)]
@@ -1033,5 +1044,52 @@ mod tests {
             }
         );
         assert!(ev.dropped.is_empty());
+    }
+
+    #[test]
+    fn revision_1_1_personal_data_and_codes() {
+        let with = |k: &str, v: Value| {
+            let mut o = ok_line();
+            o[k] = v;
+            o
+        };
+        for (k, v) in [
+            (
+                "note",
+                Value::from("Maria Rossi via Padova 12 tel.3331234567"),
+            ),
+            ("note", Value::from("cell3331234567")),
+            ("note", Value::from("1234567890123456")),
+            ("n", serde_json::json!(-3331234567_i64)),
+            ("n", serde_json::json!(3331234567.0)),
+            ("cf", Value::from("RSSMRA80A01F205X")),
+            ("iban", Value::from("IT60X0542811101000000123456")),
+            ("mail", Value::from("m.rossi@example.it")),
+            ("tel3331234567", Value::from("x")),
+        ] {
+            assert_eq!(
+                reason_of(&with(k, v.clone())),
+                Reason::PersonalData,
+                "{k}: {v}"
+            );
+        }
+        for (k, v) in [
+            ("operator", "Maria Rossi"),
+            ("operator", "12-34"),
+            ("contact_id", "c 1"),
+            ("contact_id", "0042"),
+        ] {
+            assert_eq!(reason_of(&with(k, v.into())), Reason::BadValue, "{k}: {v}");
+        }
+        // An identifier with dashes and digit groups is a code, not a phone number.
+        let ok = with("contact_id", "mi-2024-010135".into());
+        assert!(parse_event(ok.to_string().as_bytes(), now()).is_ok());
+        // The message never quotes a key that holds personal data.
+        let e = parse_event(
+            with("tel3331234567", "x".into()).to_string().as_bytes(),
+            now(),
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("3331234567"), "{e}");
     }
 }
