@@ -152,6 +152,16 @@ fn ingest(data: &Path) -> std::process::Output {
         .unwrap()
 }
 
+fn ingest_ok(data: &Path) -> std::process::Output {
+    let out = ingest(data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn stored_ids(data: &Path) -> BTreeSet<String> {
     let stored = stored_events(&DataDir::new(data)).unwrap();
     let ids: BTreeSet<String> = stored.iter().map(|e| e.event_id.clone()).collect();
@@ -166,23 +176,13 @@ fn a_deleted_or_shortened_log_never_loses_events_in_silence() {
     let input = tmp.path().join("in.ndjson");
     let id = |i: u32| format!("00000000-0000-4000-8000-{i:012x}");
     produce(&data, &input, &(0..100).map(line).collect::<Vec<_>>());
-    let out = ingest(&data);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ingest_ok(&data);
     assert_eq!(stored_ids(&data), (0..100).map(id).collect());
 
     // The whole log deleted, 30 new events produced: a new log, read from its start.
     std::fs::remove_dir_all(data.join("log")).unwrap();
     produce(&data, &input, &(100..130).map(line).collect::<Vec<_>>());
-    let out = ingest(&data);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ingest_ok(&data);
     assert_eq!(stored_ids(&data), (0..130).map(id).collect());
 
     // The log's events deleted but its identity kept (a restore of an older copy):
@@ -210,12 +210,7 @@ fn a_deleted_or_shortened_log_never_loses_events_in_silence() {
 
     // The fix it names: the log gets a new identity and is read from its start.
     std::fs::remove_file(data.join("log").join("log-id")).unwrap();
-    let out = ingest(&data);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ingest_ok(&data);
     assert_eq!(stored_ids(&data), (0..140).map(id).collect());
 }
 
@@ -236,12 +231,7 @@ fn only_the_contract_is_stored_and_dropped_fields_are_counted() {
         })
         .collect();
     produce(&data, &input, &lines);
-    let out = ingest(&data);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = ingest_ok(&data);
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -387,9 +387,15 @@ pub fn delete_removed(dir: &DataDir, paths: &[String]) -> Result<usize> {
         return Ok(0);
     }
     let _lock = layout::read_lock_exclusive(dir)?;
+    delete_files(&present)
+}
+
+/// Deletes `paths` (those already gone are not counted) and syncs their folders;
+/// returns how many it deleted.
+pub fn delete_files(paths: &[PathBuf]) -> Result<usize> {
     let mut n = 0;
     let mut dirs = BTreeSet::new();
-    for p in &present {
+    for p in paths {
         match fs::remove_file(p) {
             Ok(()) => n += 1,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -12,9 +12,9 @@
 use crate::Result;
 use crate::error::io_err;
 use crate::files;
-use culla_schemas::layout::{self, DataDir, TABLE_DEAD_LETTERS, TABLE_EVENTS};
+use culla_schemas::layout::{DataDir, TABLE_DEAD_LETTERS, TABLE_EVENTS};
 use culla_table::Snapshot;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
@@ -74,20 +74,7 @@ pub fn recover(dir: &DataDir) -> Result<(Snapshot, Recovered)> {
             }
         }
     }
-    let mut dirs = BTreeSet::new();
-    for p in &victims {
-        match fs::remove_file(p) {
-            Ok(()) => rep.uncommitted_deleted += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("delete", p)(e)),
-        }
-        if let Some(parent) = p.parent() {
-            dirs.insert(parent.to_path_buf());
-        }
-    }
-    for d in dirs {
-        layout::sync_dir(&d)?;
-    }
+    rep.uncommitted_deleted += crate::files::delete_files(&victims)?;
     for (w, live) in &alive {
         if !live {
             let _ = fs::remove_file(dir.writers_dir().join(format!("{w}.lock")));
