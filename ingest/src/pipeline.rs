@@ -406,20 +406,20 @@ impl Pending {
 
 /// Builds the dead letter of a message that failed validation, masking personal data.
 pub fn dead_letter(m: Message, inv: &Invalid, received: DateTime<Utc>) -> DeadLetter {
+    // Free text first, while the message is still JSON (masking digits breaks numbers).
+    let (payload, text_masked) = match privacy::mask_free_text(&m.payload) {
+        Some(masked) => (masked, true),
+        None => (m.payload, false),
+    };
     let (raw, mut redacted) = if inv.reason == Reason::PersonalData {
-        let masked = privacy::mask(&m.payload).unwrap_or(m.payload);
+        let masked = privacy::mask(&payload).unwrap_or(payload);
         (privacy::mask_all_digits(&masked), true)
     } else {
-        match privacy::mask(&m.payload) {
+        match privacy::mask(&payload) {
             Some(masked) => (masked, true),
-            None => (m.payload, false),
+            None => (payload, text_masked),
         }
     };
-    let (raw, redacted_text) = match privacy::mask_free_text(&raw) {
-        Some(masked) => (masked, true),
-        None => (raw, false),
-    };
-    redacted |= redacted_text;
     let key = m.key.map(|k| match privacy::mask(&k) {
         Some(masked) => {
             redacted = true;
@@ -439,7 +439,7 @@ pub fn dead_letter(m: Message, inv: &Invalid, received: DateTime<Utc>) -> DeadLe
         raw,
         reason: inv.reason.as_str().to_string(),
         field: inv.field.clone().map(clean),
-        detail: clean(inv.message.clone()),
+        detail: privacy::mask_quoted_free_text(&clean(inv.message.clone())),
         received_at_us: received.timestamp_micros(),
         redacted,
     }

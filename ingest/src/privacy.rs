@@ -14,6 +14,47 @@ pub fn mask(raw: &[u8]) -> Option<Vec<u8>> {
     culla_schemas::personal::mask(raw)
 }
 
+/// Whether a string is a code, an identifier, a timestamp or an enumeration value
+/// rather than free text: letters, digits and `. _ : + - /` only.
+fn is_code_like(s: &str) -> bool {
+    s.bytes()
+        .all(|c| c.is_ascii_alphanumeric() || b"._:+-/".contains(&c))
+}
+
+/// A rejection's message with every quoted value that is free text replaced by
+/// `"[text]"` (a message quotes the value it refused, e.g. `is "…", not one of in, out`).
+pub fn mask_quoted_free_text(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(open) = rest.find('"') {
+        out.push_str(&rest[..=open]);
+        let after = &rest[open + 1..];
+        // The closing quote: the first one not escaped by a backslash.
+        let mut close = None;
+        let mut escaped = false;
+        for (i, c) in after.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => {
+                    close = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let Some(close) = close else {
+            out.push_str(after);
+            return out;
+        };
+        let inner = &after[..close];
+        out.push_str(if is_code_like(inner) { inner } else { "[text]" });
+        out.push('"');
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// In a message that is a JSON object, every string value that is free text rather than
 /// a code, an identifier, a timestamp or an enumeration value (anything holding a
 /// character other than letters, digits and `. _ : + - /`, a space above all) becomes
@@ -28,9 +69,7 @@ pub fn mask_free_text(raw: &[u8]) -> Option<Vec<u8>> {
     fn walk(v: &mut serde_json::Value) -> bool {
         match v {
             serde_json::Value::String(s) => {
-                let code = s
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || b"._:+-/".contains(&c));
+                let code = is_code_like(s);
                 if !code {
                     *s = "[text]".to_string();
                 }
@@ -84,5 +123,13 @@ mod tests {
             r#"{"type":"chat.message","note":"[text]","tags":["ok","[text]"],"v":"one"}"#
         );
         assert_eq!(mask_free_text(b"not json at all"), None);
+        assert_eq!(
+            mask_quoted_free_text(r#"field "direction" is "Maria Rossi", not one of in, out"#),
+            r#"field "direction" is "[text]", not one of in, out"#
+        );
+        assert_eq!(
+            mask_quoted_free_text(r#"field "at" is not a timestamp: "a \"b\" c""#),
+            r#"field "at" is not a timestamp: "[text]""#
+        );
     }
 }
