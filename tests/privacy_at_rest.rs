@@ -1,7 +1,8 @@
 //! No personal data at rest: 30 events smuggling personal data in every shape of the
-//! contract's revision 1.1, among 2,000 clean ones, go through `culla produce` and
-//! `culla ingest` and are then asked about (so the read caches are made too). No file
-//! under the data directory but the embedded log may hold a smuggled value: every value
+//! contract's revision 1.1 (and one over 1 MiB), among 2,000 clean ones, go through
+//! `culla produce` and `culla ingest` and are then asked about (so the read caches are
+//! made too). No file under the data directory but the embedded log may hold a
+//! smuggled value: every value
 //! of every Parquet file, decoded, and every byte of every file (footers, statistics,
 //! commit logs) are searched. Every clean event is stored; each smuggling event is
 //! stored without the personal data or dead-lettered with it masked.
@@ -129,6 +130,11 @@ fn no_smuggled_value_is_at_rest_and_no_clean_event_is_lost() {
     let mut lines: Vec<String> = (0..2000).map(|i| clean(i).to_string()).collect();
     let smuggled = smuggling(10_000);
     lines.extend(smuggled.iter().map(|v| v.to_string()));
+    // And one message over 1 MiB, personal data in its first KiB.
+    let mut big = clean(20_000);
+    big["note"] = "Maria Rossi 3331234567".into();
+    big["pad"] = "x".repeat(1 << 20).into();
+    lines.push(big.to_string());
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let out = culla()
         .args(["produce", "--data"])
@@ -162,9 +168,12 @@ fn no_smuggled_value_is_at_rest_and_no_clean_event_is_lost() {
     let dead = deadletters::list(&dir, None).unwrap();
     assert_eq!(
         smuggled_stored + dead.len(),
-        30,
+        31,
         "each smuggling event stored (without it) or dead-lettered"
     );
+    let big: Vec<_> = dead.iter().filter(|d| d.reason == "too_large").collect();
+    assert_eq!(big.len(), 1);
+    assert!(big[0].redacted, "{:?}", big[0]);
     assert!(dead.len() >= 20, "most are refused: {}", dead.len());
 
     let mut files = Vec::new();

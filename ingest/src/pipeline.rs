@@ -406,10 +406,16 @@ impl Pending {
 
 /// Builds the dead letter of a message that failed validation, masking personal data.
 pub fn dead_letter(m: Message, inv: &Invalid, received: DateTime<Utc>) -> DeadLetter {
+    // A message too large keeps only its first KiB.
+    let mut payload = m.payload;
+    let cut = inv.reason == Reason::TooLarge && payload.len() > 1024;
+    if cut {
+        payload.truncate(1024);
+    }
     // Free text first, while the message is still JSON (masking digits breaks numbers).
-    let (payload, text_masked) = match privacy::mask_free_text(&m.payload) {
+    let (payload, text_masked) = match privacy::mask_free_text(&payload) {
         Some(masked) => (masked, true),
-        None => (m.payload, false),
+        None => (payload, cut),
     };
     let (raw, mut redacted) = if inv.reason == Reason::PersonalData {
         let masked = privacy::mask(&payload).unwrap_or(payload);

@@ -59,10 +59,16 @@ pub fn mask_quoted_free_text(msg: &str) -> String {
 /// a code, an identifier, a timestamp or an enumeration value (anything holding a
 /// character other than letters, digits and `. _ : + - /`, a space above all) becomes
 /// `"[text]"`; keys, numbers, booleans and codes stay, so the reason for the rejection
-/// can still be seen (contract 1.1). `None` when the message is not a JSON object or
-/// holds no free text.
+/// can still be seen (contract 1.1). A message that is not JSON (broken, or cut to its
+/// first KiB) has its quoted strings masked the same way ([`mask_quoted_free_text`]).
+/// `None` when nothing was masked.
 pub fn mask_free_text(raw: &[u8]) -> Option<Vec<u8>> {
-    let mut v: serde_json::Value = serde_json::from_slice(raw).ok()?;
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(raw) else {
+        // Not JSON (cut short, or broken): the quoted strings of its text, if any.
+        let text = std::str::from_utf8(raw).ok()?;
+        let masked = mask_quoted_free_text(text);
+        return (masked != text).then(|| masked.into_bytes());
+    };
     if !v.is_object() {
         return None;
     }
@@ -123,6 +129,10 @@ mod tests {
             r#"{"type":"chat.message","note":"[text]","tags":["ok","[text]"],"v":"one"}"#
         );
         assert_eq!(mask_free_text(b"not json at all"), None);
+        assert_eq!(
+            mask_free_text(br#"{"note": "Maria Rossi", "v": 1"#).unwrap(),
+            br#"{"note": "[text]", "v": 1"#
+        );
         assert_eq!(
             mask_quoted_free_text(r#"field "direction" is "Maria Rossi", not one of in, out"#),
             r#"field "direction" is "[text]", not one of in, out"#

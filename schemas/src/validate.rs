@@ -45,6 +45,8 @@ pub enum Reason {
     TooOld,
     /// The event is dated more than a day in the future.
     InFuture,
+    /// The message is larger than [`MAX_MESSAGE_BYTES`].
+    TooLarge,
 }
 
 impl Reason {
@@ -65,6 +67,7 @@ impl Reason {
         Reason::BadTimestamp,
         Reason::TooOld,
         Reason::InFuture,
+        Reason::TooLarge,
     ];
 
     /// The stable code, as stored in the dead-letter `reason` column.
@@ -85,6 +88,7 @@ impl Reason {
             Reason::BadTimestamp => "bad_timestamp",
             Reason::TooOld => "too_old",
             Reason::InFuture => "in_future",
+            Reason::TooLarge => "too_large",
         }
     }
 }
@@ -126,6 +130,40 @@ pub const EARLIEST: NaiveDate = match NaiveDate::from_ymd_opt(2015, 1, 1) {
     None => panic!("valid constant date"),
 };
 
+/// The largest message accepted (contract 1.1: 1 MiB); a larger one is a dead letter
+/// (`too_large`) holding its first KiB.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+/// The most keys a JSON object of a message may have (contract 1.1).
+pub const MAX_KEYS: usize = 256;
+/// The deepest a message may nest objects and arrays (contract 1.1).
+pub const MAX_DEPTH: usize = 32;
+
+/// Refuses an object with too many keys or a message nested too deep (`bad_value`):
+/// a message's shape is bounded before any field is looked at.
+fn check_shape(v: &Val<'_>, depth: usize) -> Result<(), Invalid> {
+    if depth > MAX_DEPTH {
+        return Err(Invalid::new(
+            Reason::BadValue,
+            None,
+            format!("nested deeper than {MAX_DEPTH} levels"),
+        ));
+    }
+    match v {
+        Val::Obj(o) => {
+            if o.iter().count() > MAX_KEYS {
+                return Err(Invalid::new(
+                    Reason::BadValue,
+                    None,
+                    format!("an object with more than {MAX_KEYS} keys"),
+                ));
+            }
+            o.iter().try_for_each(|(_, x)| check_shape(x, depth + 1))
+        }
+        Val::Arr(items) => items.iter().try_for_each(|x| check_shape(x, depth + 1)),
+        _ => Ok(()),
+    }
+}
+
 const ENVELOPE: &[&str] = &[
     "event_id",
     "type",
@@ -139,6 +177,16 @@ const ENVELOPE: &[&str] = &[
 
 /// Parses and validates one event from its wire bytes, judging "in the future" against `now`.
 pub fn parse_event(bytes: &[u8], now: DateTime<Utc>) -> Result<Event, Invalid> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(Invalid::new(
+            Reason::TooLarge,
+            None,
+            format!(
+                "{} bytes, more than the {MAX_MESSAGE_BYTES} a message may have",
+                bytes.len()
+            ),
+        ));
+    }
     let text = std::str::from_utf8(bytes).map_err(|e| {
         Invalid::new(
             Reason::NotUtf8,
@@ -159,6 +207,7 @@ pub fn parse_event(bytes: &[u8], now: DateTime<Utc>) -> Result<Event, Invalid> {
                 ),
             )
         })?;
+    check_shape(&value, 1)?;
     let Val::Obj(obj) = value else {
         return Err(Invalid::new(
             Reason::NotObject,
@@ -1091,5 +1140,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(!e.to_string().contains("3331234567"), "{e}");
+    }
+
+    #[test]
+    fn size_keys_and_depth_are_bounded() {
+        let mut o = ok_line();
+        o["pad"] = "x".repeat(MAX_MESSAGE_BYTES).into();
+        assert_eq!(reason_of(&o), Reason::TooLarge);
+        let mut o = ok_line();
+        for k in 0..MAX_KEYS {
+            o[format!("k{k}")] = 1.into();
+        }
+        assert_eq!(reason_of(&o), Reason::BadValue);
+        let mut deep = serde_json::json!(1);
+        for _ in 0..MAX_DEPTH {
+            deep = serde_json::json!([deep]);
+        }
+        let mut o = ok_line();
+        o["deep"] = deep;
+        assert_eq!(reason_of(&o), Reason::BadValue);
+        // Far deeper than the parser goes: refused, not a crash.
+        let bomb = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse_event(bomb.as_bytes(), now()).is_err());
     }
 }
