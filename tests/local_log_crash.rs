@@ -36,18 +36,12 @@ fn line(i: u32) -> String {
 
 fn produce(data: &Path, file: &Path, lines: &[String]) {
     std::fs::write(file, lines.join("\n") + "\n").unwrap();
-    let out = culla()
-        .args(["produce", "--data"])
+    let mut c = culla();
+    c.args(["produce", "--data"])
         .arg(data)
         .arg("--from")
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(file);
+    succeeds(c);
 }
 
 #[test]
@@ -152,14 +146,21 @@ fn ingest(data: &Path) -> std::process::Output {
         .unwrap()
 }
 
-fn ingest_ok(data: &Path) -> std::process::Output {
-    let out = ingest(data);
+/// Runs `c`, asserting it succeeded (its standard error in the message otherwise).
+fn succeeds(mut c: Command) -> std::process::Output {
+    let out = c.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+fn ingest_ok(data: &Path) -> std::process::Output {
+    let mut c = culla();
+    c.args(["ingest", "--until-idle", "--data"]).arg(data);
+    succeeds(c)
 }
 
 fn stored_ids(data: &Path) -> BTreeSet<String> {
@@ -253,18 +254,11 @@ fn only_the_contract_is_stored_and_dropped_fields_are_counted() {
     assert!(!log.contains("Padova"));
 
     let sql = |q: &str| {
-        let out = culla()
-            .args(["sql", "--format", "csv", "--data"])
+        let mut c = culla();
+        c.args(["sql", "--format", "csv", "--data"])
             .arg(&data)
-            .arg(q)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+            .arg(q);
+        String::from_utf8_lossy(&succeeds(c).stdout).into_owned()
     };
     let all = sql("SELECT * FROM events");
     assert!(!all.contains("Padova") && !all.contains("q1"), "{all}");
