@@ -2,7 +2,8 @@
 //! `--until-idle`) on the local log, fed two sources, makes the consolidated copy and the
 //! base projections of every source together and of each alone whenever it is caught up
 //! with the log, again after more events arrive; questions then — with or without
-//! `--source` — fold nothing. `culla warm` does the same on demand.
+//! `--source` — fold nothing. `culla warm` does the same on demand. And while it
+//! streams, an event produced is answered by `culla sql` within 5 s.
 
 use culla_table::{DataDir, Snapshot};
 use std::path::{Path, PathBuf};
@@ -215,4 +216,53 @@ fn culla_warm_makes_the_read_caches_and_says_what_is_wrong() {
     let said = run(culla().args(["warm", "--background", "--data"]).arg(&data));
     assert!(said.starts_with("read caches ready in "), "{said}");
     assert_eq!(complete_bases(&data, seq).len(), 1);
+}
+
+#[test]
+fn a_produced_event_is_answerable_within_5_s_while_ingest_streams() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    produce(&data, "milano-020202", 21, 100);
+    // The user's command, default settings.
+    let _guard = KillOnDrop(Some(
+        culla()
+            .args(["ingest", "--data"])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_for_warm(&data, valid_events(&data), 1);
+    let id = "00000000-0000-4000-8000-0000000f5e5d";
+    let line = format!(
+        r#"{{"event_id":"{id}","type":"chat.opened","v":1,"at":"2024-12-30T10:00:00+01:00","source":"melzo-1000giorni","contact_id":"w-fresh","family":"00000000000f5e5d","channel":"whatsapp"}}"#
+    );
+    let file = root.path().join("one.ndjson");
+    std::fs::write(&file, line + "\n").unwrap();
+    run(culla()
+        .args(["produce", "--data"])
+        .arg(&data)
+        .arg("--from")
+        .arg(&file));
+    let produced = Instant::now();
+    let sql = format!("SELECT count(*) AS n FROM events WHERE event_id = '{id}'");
+    loop {
+        let out = run(culla()
+            .args(["sql", "--format", "csv", "--data"])
+            .arg(&data)
+            .arg(&sql));
+        if out.trim() == "n\n1" {
+            break;
+        }
+        assert_eq!(out.trim(), "n\n0");
+        assert!(
+            produced.elapsed() < Duration::from_secs(5),
+            "not answerable 5 s after it was produced"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = produced.elapsed();
+    eprintln!("answerable {} ms after it was produced", took.as_millis());
+    assert!(took < Duration::from_secs(5));
 }
