@@ -458,3 +458,58 @@ fn two_processes_in_one_group_split_the_partitions() {
         );
     }
 }
+
+#[test]
+fn a_produced_event_is_answerable_within_5_s_while_ingest_streams_from_kafka() {
+    let brokers = brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The user's commands with their defaults: `culla produce --brokers` to the
+    // standard topics, `culla ingest --brokers` streaming (a group of its own).
+    let mut c = Command::new(env!("CARGO_BIN_EXE_culla"));
+    c.args(["ingest", "--brokers", &brokers, "--group", &unique("fresh")])
+        .arg("--data")
+        .arg(&data);
+    let _ingest = spawn_quiet(c);
+    let answerable = |n: u32, within: Duration| {
+        let id = format!(
+            "00000000-0000-4000-9000-{:012x}",
+            0xf5e5_0000_u64 + u64::from(n)
+        );
+        let line = format!(
+            r#"{{"event_id":"{id}","type":"chat.opened","v":1,"at":"2024-12-30T10:00:00+01:00","source":"melzo-1000giorni","contact_id":"w-fresh-{n}","family":"00000000000f5e5d","channel":"whatsapp"}}"#
+        );
+        let file = dir.path().join(format!("fresh-{n}.ndjson"));
+        std::fs::write(&file, line + "\n").unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_culla"))
+            .args(["produce", "--brokers", &brokers, "--from"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "culla produce: {}", text(&o));
+        let produced = Instant::now();
+        let sql = format!("SELECT count(*) AS n FROM events WHERE event_id = '{id}'");
+        loop {
+            let o = Command::new(env!("CARGO_BIN_EXE_culla"))
+                .args(["sql", "--format", "csv", "--data"])
+                .arg(&data)
+                .arg(&sql)
+                .output()
+                .unwrap();
+            // Before the first commit the data directory may not hold the table yet.
+            if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "n\n1" {
+                return produced.elapsed();
+            }
+            assert!(
+                produced.elapsed() < within,
+                "event {n} not answerable {within:?} after it was produced: {}",
+                text(&o)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // The first waits for the group to form and the topic to be found.
+    answerable(0, Duration::from_secs(120));
+    let took = answerable(1, Duration::from_secs(5));
+    eprintln!("answerable {} ms after it was produced", took.as_millis());
+}
