@@ -398,6 +398,8 @@ pub struct KafkaSource {
     /// and when that was last asked.
     unowned_behind: Option<Instant>,
     others_asked: Option<Instant>,
+    /// When the assigned partitions' ends were last compared with the tables' offsets.
+    short_checked: Option<Instant>,
 }
 
 /// How long `--until-idle` waits for a partition this process is not given (another
@@ -561,6 +563,7 @@ impl KafkaSource {
             group: cfg.group,
             unowned_behind: None,
             others_asked: None,
+            short_checked: None,
         })
     }
 
@@ -770,7 +773,16 @@ fn cluster_origin(cluster: Option<&str>) -> String {
 impl KafkaSource {
     /// Fails when an assigned partition ends, as a fetch response after the assignment
     /// reported it, before the offset the tables have read it up to.
-    fn check_not_short(&self) -> Result<()> {
+    fn check_not_short(&mut self) -> Result<()> {
+        // Once a second is enough: the watermarks come with statistics every 100 ms, and
+        // the poll loop is the hot path.
+        if self
+            .short_checked
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return Ok(());
+        }
+        self.short_checked = Some(Instant::now());
         let ctx = self.consumer.context();
         let (starts, assigned_at) = {
             let st = ctx.state();

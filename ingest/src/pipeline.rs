@@ -140,6 +140,12 @@ impl IngestSummary {
     }
 }
 
+/// `name n, name n, …`.
+fn counts(m: &BTreeMap<String, u64>) -> String {
+    let parts: Vec<String> = m.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    parts.join(", ")
+}
+
 impl fmt::Display for IngestSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rate = if self.seconds > 0.0 {
@@ -155,12 +161,7 @@ impl fmt::Display for IngestSummary {
             self.dead_letter_total()
         )?;
         if !self.dead_letters.is_empty() {
-            let parts: Vec<String> = self
-                .dead_letters
-                .iter()
-                .map(|(r, n)| format!("{r} {n}"))
-                .collect();
-            write!(f, " ({})", parts.join(", "))?;
+            write!(f, " ({})", counts(&self.dead_letters))?;
         }
         write!(
             f,
@@ -172,15 +173,10 @@ impl fmt::Display for IngestSummary {
             rate
         )?;
         if !self.dropped_fields.is_empty() {
-            let parts: Vec<String> = self
-                .dropped_fields
-                .iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect();
             write!(
                 f,
                 "; fields not in the contract, dropped: {}",
-                parts.join(", ")
+                counts(&self.dropped_fields)
             )?;
         }
         if self.fenced > 0 {

@@ -406,8 +406,7 @@ fn dropped_name(k: &str) -> String {
         && k.len() <= 64
         && k.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-        && !looks_like_phone(k)
-        && !looks_like_email(k);
+        && crate::personal::first_in(k).is_none();
     if plain {
         k.to_string()
     } else {
@@ -881,20 +880,6 @@ fn check_key(parent: &str, k: &str) -> Result<(), Invalid> {
     }
 }
 
-/// Whether the text holds an e-mail address ([`crate::personal`]).
-pub fn looks_like_email(s: &str) -> bool {
-    crate::personal::find(s.as_bytes())
-        .iter()
-        .any(|(_, k)| *k == crate::personal::Kind::Email)
-}
-
-/// Whether the text holds a phone number ([`crate::personal`]).
-pub fn looks_like_phone(s: &str) -> bool {
-    crate::personal::find(s.as_bytes())
-        .iter()
-        .any(|(_, k)| *k == crate::personal::Kind::Phone)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1044,7 +1029,11 @@ mod tests {
             "02 1234 5678 9",
             "tel. 3204375996",
         ] {
-            assert!(looks_like_phone(s), "{s}");
+            assert_eq!(
+                crate::personal::first_in(s),
+                Some(crate::personal::Kind::Phone),
+                "{s}"
+            );
         }
         for s in [
             "550e8400-e29b-41d4-a716-446655440000",
@@ -1053,7 +1042,7 @@ mod tests {
             "02.02.02",
             "n-20240305-0001",
         ] {
-            assert!(!looks_like_phone(s), "{s}");
+            assert_eq!(crate::personal::first_in(s), None, "{s}");
         }
     }
 

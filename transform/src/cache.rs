@@ -347,7 +347,7 @@ fn write_file(
         for b in batches {
             w.write(b).map_err(|e| e.to_string())?;
         }
-        let (buf, _, hash) = w.into_inner().map_err(|e| e.to_string())?.finish();
+        let (buf, hash) = w.into_inner().map_err(|e| e.to_string())?.finish();
         let file = buf.into_inner().map_err(|e| e.to_string())?;
         crate::sealed::seal(file, &tmp, dir, name, hash)
             .map(|_| ())

@@ -485,7 +485,7 @@ fn write_copy(
                 w.append_key_value_metadata(KeyValue::new(k.to_string(), v));
             }
         }
-        let (buf, _, hash) = w.into_inner().map_err(|e| e.to_string())?.finish();
+        let (buf, hash) = w.into_inner().map_err(|e| e.to_string())?.finish();
         let file = buf
             .into_inner()
             .map_err(|e| format!("write {}: {e}", tmp.display()))?;

@@ -21,11 +21,10 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use twox_hash::XxHash64;
 
-/// A writer that hashes and counts what passes through it.
+/// A writer that hashes what passes through it.
 pub struct SealWriter<W: Write> {
     inner: W,
     hash: XxHash64,
-    len: u64,
 }
 
 impl<W: Write> SealWriter<W> {
@@ -34,13 +33,12 @@ impl<W: Write> SealWriter<W> {
         SealWriter {
             inner,
             hash: XxHash64::with_seed(0),
-            len: 0,
         }
     }
 
-    /// The wrapped writer, the byte count and the hash of everything written.
-    pub fn finish(self) -> (W, u64, u64) {
-        (self.inner, self.len, self.hash.finish())
+    /// The wrapped writer and the hash of everything written.
+    pub fn finish(self) -> (W, u64) {
+        (self.inner, self.hash.finish())
     }
 }
 
@@ -48,7 +46,6 @@ impl<W: Write> Write for SealWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hash.write(&buf[..n]);
-        self.len += n as u64;
         Ok(n)
     }
 
@@ -162,8 +159,7 @@ mod tests {
         let tmp = dir.join(format!(".tmp-{stem}"));
         let mut w = SealWriter::new(io::BufWriter::new(File::create(&tmp).unwrap()));
         w.write_all(body).unwrap();
-        let (buf, len, hash) = w.finish();
-        assert_eq!(len, body.len() as u64);
+        let (buf, hash) = w.finish();
         let file = buf.into_inner().unwrap();
         seal(file, &tmp, dir, stem, hash).unwrap()
     }
